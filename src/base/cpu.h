@@ -1,0 +1,18 @@
+/* cpu.h - the CPU-feature table (read once at startup) that kernels dispatch on. */
+#ifndef CLLM_BASE_CPU_H
+#define CLLM_BASE_CPU_H
+#include <stdbool.h>
+
+typedef struct cpu_features {
+    bool avx2, fma, f16c;
+    bool avx512f, avx512bw, avx512vl, avx512bf16, avx512vnni;
+} cpu_features;
+
+/* Features of this CPU, masked by the CLLM_CPU environment variable: "scalar" disables all
+ * SIMD paths, "avx2" disables AVX-512 (to test the fallbacks on an AVX-512 machine). */
+const cpu_features *cpu_get(void);
+
+/* Short human-readable name of the best path in use: "avx512bf16", "avx512", "avx2", "scalar". */
+const char *cpu_level_name(void);
+
+#endif

@@ -1,0 +1,31 @@
+/* matmul.h - y = x * W^T (+ bias) for weights in their stored dtype; the hot path of the model.
+ *
+ * Shapes: x is f32 [M][K] (row stride ldx), W is [N][K] row-major in `wt` (f32, f16 or bf16),
+ * bias f32 [N] or NULL, y f32 [M][N] (row stride ldy). M = tokens in the batch (1 for decode),
+ * N = output features. Work is split over N across the pool's threads.
+ *
+ * Reduction-order guarantee (batch invariance): the value computed for y[m][n] depends only on
+ * x[m][:], W[n][:] and the CPU path in use, never on M, on m, or on the thread count. */
+#ifndef CLLM_KERNELS_MATMUL_H
+#define CLLM_KERNELS_MATMUL_H
+
+#include "base/dtype.h"
+#include "base/threadpool.h"
+
+/* Bytes of scratch `work` that kern_matmul needs for an [M][K] input (e.g. x converted to bf16).
+ * The caller allocates it once (no allocation in the decode loop). */
+size_t kern_matmul_work_size(int M, int K, dtype wt);
+
+void kern_matmul(threadpool *tp, const float *x, int M, int K, int ldx, const void *w, dtype wt,
+                 int N, const float *bias, float *y, int ldy, void *work);
+
+/* The plain scalar reference (single-threaded), used by tests to check the fast paths. */
+void kern_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
+                     const float *bias, float *y, int ldy);
+
+/* Convert n elements of a row in dtype t to f32 (embedding lookup, KV reads). */
+void kern_to_f32(const void *src, dtype t, int n, float *dst);
+/* Convert n f32 values to dtype t (KV writes). Rounds to nearest even. */
+void kern_from_f32(const float *src, dtype t, int n, void *dst);
+
+#endif
