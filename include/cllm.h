@@ -69,6 +69,7 @@ typedef struct cllm_model_info {
     int tied_embeddings;
     int has_tokenizer;
     double rope_theta;
+    double load_seconds; /* wall time of cllm_model_load */
 } cllm_model_info;
 
 void cllm_model_get_info(const cllm_model *m, cllm_model_info *out);

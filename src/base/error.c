@@ -16,13 +16,17 @@ cllm_status err_set(cllm_status status, const char *fmt, ...) {
 }
 
 void err_prefix(const char *fmt, ...) {
-    char pre[512], old[1024];
+    char pre[256], old[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+    size_t pl = strlen(pre);
+    if (pl + 2 >= sizeof g_msg) return;
+    memcpy(g_msg, pre, pl);
+    memcpy(g_msg + pl, ": ", 2);
+    snprintf(g_msg + pl + 2, sizeof g_msg - pl - 2, "%.*s", (int)(sizeof g_msg - pl - 3), old);
 }
 
 const char *cllm_last_error(void) { return g_msg; }

@@ -1,6 +1,39 @@
-/* main.c - the cllm command-line entry point (work in progress). */
+/* main.c - the cllm command: dispatch to subcommands. */
+#include "cli/cli.h"
+
 #include <stdio.h>
-int main(void) {
-    fprintf(stderr, "cllm: not built yet\n");
+#include <string.h>
+
+static void usage(FILE *f) {
+    fputs("cllm - a CPU-first LLM inference engine\n"
+          "\n"
+          "usage: cllm <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  run     generate text from a prompt          (cllm run --help)\n"
+          "  info    describe a model folder              (cllm info --help)\n"
+          "  bench   measure prompt (pp) and decode (tg) speed, llama-bench style (cllm bench --help)\n"
+          "\n"
+          "A model is a Hugging Face folder: config.json, model.safetensors (or shards +\n"
+          "model.safetensors.index.json), tokenizer.json or vocab.json + merges.txt.\n"
+          "Environment: CLLM_CPU=scalar|avx2|avx512 restricts the SIMD kernels used.\n",
+          f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "cllm: error: unknown command '%s'\n\n", cmd);
+    usage(stderr);
     return 1;
 }

@@ -1,0 +1,55 @@
+/* kv_cache.h - the paged KV cache: one pool of fixed-size blocks (per layer, K and V), a free
+ * list with reference counts, and per-sequence block tables.
+ *
+ * Layout of each of K and V: [layer][block][kv_head][slot][head_dim] in the cache dtype, so one
+ * head's keys inside a block are contiguous for attention. */
+#ifndef CLLM_KV_KV_CACHE_H
+#define CLLM_KV_KV_CACHE_H
+
+#include "base/dtype.h"
+#include "cllm.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kv_cache {
+    int n_layers, n_kv_heads, head_dim, block_size, n_blocks;
+    dtype dt;
+    size_t head_bytes;  /* one kv head of one block: block_size * head_dim * elem */
+    size_t block_bytes; /* one block of one layer: n_kv_heads * head_bytes */
+    size_t layer_bytes; /* n_blocks * block_bytes */
+    uint8_t *k, *v;
+    int32_t *ref;       /* reference count per block */
+    int32_t *free_list; /* stack of free block ids */
+    int n_free;
+} kv_cache;
+
+/* Allocates n_blocks blocks for all layers (pages are touched lazily by the OS). */
+cllm_status kv_cache_create(int n_layers, int n_kv_heads, int head_dim, int block_size,
+                            int n_blocks, dtype dt, kv_cache **out);
+void kv_cache_free(kv_cache *kv);
+/* Bytes of K+V per token over all layers. */
+size_t kv_bytes_per_token(int n_layers, int n_kv_heads, int head_dim, dtype dt);
+
+/* A sequence's block table. */
+typedef struct kv_seq {
+    int32_t *blocks;
+    int n_blocks, cap;
+} kv_seq;
+
+/* Make the table cover n_tokens positions, taking fresh blocks from the pool.
+ * CLLM_ERR_LIMIT when the pool is exhausted (the table keeps what it had). */
+cllm_status kv_seq_reserve(kv_cache *kv, kv_seq *s, int n_tokens);
+/* Give all blocks back (ref count -1 each) and empty the table. */
+void kv_seq_release(kv_cache *kv, kv_seq *s);
+void kv_seq_free(kv_cache *kv, kv_seq *s);
+
+static inline uint8_t *kv_k_head(const kv_cache *kv, int layer, int block, int head) {
+    return kv->k + (size_t)layer * kv->layer_bytes + (size_t)block * kv->block_bytes +
+           (size_t)head * kv->head_bytes;
+}
+static inline uint8_t *kv_v_head(const kv_cache *kv, int layer, int block, int head) {
+    return kv->v + (size_t)layer * kv->layer_bytes + (size_t)block * kv->block_bytes +
+           (size_t)head * kv->head_bytes;
+}
+
+#endif

@@ -1,0 +1,40 @@
+/* weights.h - binding a model's tensors (by Hugging Face name) to the layers of the forward pass. */
+#ifndef CLLM_MODEL_WEIGHTS_H
+#define CLLM_MODEL_WEIGHTS_H
+
+#include "io/safetensors.h"
+#include "model/config.h"
+
+/* A weight matrix [rows][cols] row-major in its stored dtype (rows = output features). */
+typedef struct wmat {
+    const void *data;
+    dtype dt;
+    int rows, cols;
+} wmat;
+
+typedef struct layer_weights {
+    const float *attn_norm, *attn_norm_b; /* [hidden]; _b only for LayerNorm (GPT-2) */
+    wmat wq, wk, wv, wo;                  /* [n_heads*hd][hidden], [n_kv*hd][hidden] x2, [hidden][n_heads*hd] */
+    const float *bq, *bk, *bv, *bo;       /* NULL when absent */
+    const float *mlp_norm, *mlp_norm_b;
+    wmat w_gate, w_up, w_down; /* [inter][hidden] x2 (no gate for GPT-2), [hidden][inter] */
+    const float *b_gate, *b_up, *b_down;
+} layer_weights;
+
+typedef struct model_weights {
+    wmat tok_embd; /* [vocab][hidden] */
+    wmat pos_embd; /* [max_ctx][hidden], GPT-2 only */
+    layer_weights *layers;
+    const float *out_norm, *out_norm_b;
+    wmat lm_head; /* [vocab][hidden]; the embedding when tied */
+    /* memory owned here: f32 copies of small vectors, repacked GPT-2 Conv1D matrices */
+    void **owned;
+    int n_owned;
+    int64_t n_params, n_bytes;
+    char dtypes[32];
+} model_weights;
+
+cllm_status model_weights_bind(const model_config *c, const st_set *st, model_weights *w);
+void model_weights_free(model_weights *w);
+
+#endif
