@@ -146,6 +146,8 @@ cllm_status cllm_generate(cllm_session *s, const int32_t *prompt, size_t n_promp
 /* Evaluate tokens (no sampling) for benchmarks: n tokens at positions pos0.. of the session's
  * sequence, in chunks of n_batch; logits only for the last one. */
 cllm_status cllm_session_eval(cllm_session *s, const int32_t *ids, size_t n, int pos0);
+/* The logits [vocab] of the last token evaluated (valid until the next call). */
+const float *cllm_session_logits(const cllm_session *s);
 
 #ifdef __cplusplus
 }

@@ -127,6 +127,8 @@ cllm_status cllm_session_eval(cllm_session *s, const int32_t *ids, size_t n, int
     return eval(s, ids, n, pos0);
 }
 
+const float *cllm_session_logits(const cllm_session *s) { return s->logits; }
+
 static bool is_eos(const cllm_session *s, int32_t id) {
     const model_config *c = &s->m->cfg;
     for (int i = 0; i < c->n_eos; i++)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Build and run the whole test suite (C unit tests + Python oracle tests, all under CTest).
+# BUILD_DIR (default build) and CMAKE_ARGS select the build; CLLM_TESTDATA overrides the
+# location of the shared test data (default ../shared/testdata beside the repo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCLLM_WERROR=ON ${CMAKE_ARGS:-}
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
