@@ -4,6 +4,7 @@
 #include "base/error.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_ITERS 200000
+#define SPIN_ITERS 20000
 
 struct threadpool {
     int n;
@@ -48,7 +49,9 @@ static void *worker_main(void *p) {
         while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen &&
                !atomic_load(&tp->quit)) {
             if (++spins < SPIN_ITERS) {
-                CPU_RELAX();
+                /* past a short pure spin, yield so an oversubscribed machine keeps moving */
+                if (spins > 1000) sched_yield();
+                else CPU_RELAX();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
@@ -125,7 +128,10 @@ void tp_run(threadpool *tp, tp_fn fn, void *ctx) {
         pthread_mutex_unlock(&tp->mu);
     }
     fn(ctx, 0, tp->n);
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) CPU_RELAX();
+    for (int spins = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; spins++) {
+        if (spins > 1000) sched_yield();
+        else CPU_RELAX();
+    }
 }
 
 void tp_split(long n, long align, int ith, int nth, long *lo, long *hi) {

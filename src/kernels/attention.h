@@ -17,7 +17,8 @@ typedef struct attn_batch {
     int ldo;
     const int32_t *pos;           /* [n_tokens] position of each query token */
     const int32_t *const *tables; /* [n_tokens] block table of the token's sequence */
-    const uint8_t *k, *v;         /* this layer's K and V pools */
+    const uint8_t *k, *v;         /* this layer's K pool ([block][kv_head][hd][slot], transposed)
+                                     and V pool ([block][kv_head][slot][hd]) */
     size_t block_bytes, head_bytes;
     int block_size;
     dtype dt;
@@ -25,10 +26,11 @@ typedef struct attn_batch {
     float scale;
     int window;                   /* > 0: attend only to the last `window` positions */
     float *scratch;               /* per thread: scratch_per_thread floats */
-    size_t scratch_per_thread;    /* >= attn_scratch_floats(max_pos + 1, block_size, hd) */
+    size_t scratch_per_thread;    /* >= attn_scratch_floats(max_pos + 1, block_size, hd, G) */
 } attn_batch;
 
-size_t attn_scratch_floats(int n_ctx, int block_size, int hd);
+/* Scratch floats per thread for contexts up to n_ctx; group = query heads per KV head. */
+size_t attn_scratch_floats(int n_ctx, int block_size, int hd, int group);
 void kern_attention(threadpool *tp, const attn_batch *a);
 
 #endif

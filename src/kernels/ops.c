@@ -1,6 +1,8 @@
 /* ops.c - norms, RoPE and activations (plain C; these are a small share of the time). */
 #include "kernels/ops.h"
 
+#include "kernels/vexp.h"
+
 #include <math.h>
 
 /* Sums use 8 independent partial sums in a fixed order so the compiler can vectorise them
@@ -68,7 +70,7 @@ void kern_rope(float *x, int n_heads, int hd, const float *cs) {
 }
 
 void kern_silu_mul(float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + kern_expf(-g[i])) * u[i];
 }
 
 void kern_gelu_tanh(float *x, int n) {

@@ -1,8 +1,9 @@
 /* kv_cache.h - the paged KV cache: one pool of fixed-size blocks (per layer, K and V), a free
  * list with reference counts, and per-sequence block tables.
  *
- * Layout of each of K and V: [layer][block][kv_head][slot][head_dim] in the cache dtype, so one
- * head's keys inside a block are contiguous for attention. */
+ * Layout: K is [layer][block][kv_head][head_dim][slot] (transposed inside a block, so attention
+ * scores a whole block with broadcast FMAs) and V is [layer][block][kv_head][slot][head_dim], in
+ * the cache dtype. */
 #ifndef CLLM_KV_KV_CACHE_H
 #define CLLM_KV_KV_CACHE_H
 

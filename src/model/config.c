@@ -221,6 +221,10 @@ cllm_status model_config_load(const char *dir, model_config *c) {
                      path, c->n_heads, c->n_kv_heads);
         goto done;
     }
+    if (c->n_heads / c->n_kv_heads > 64) {
+        st = err_set(CLLM_ERR_UNSUPPORTED, "%s: more than 64 query heads per KV head", path);
+        goto done;
+    }
     if (c->head_dim % 2 || c->head_dim > 1024) {
         st = err_set(CLLM_ERR_FORMAT, "%s: head_dim %d must be even and <= 1024", path, c->head_dim);
         goto done;

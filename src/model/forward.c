@@ -26,7 +26,7 @@ cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max
     size_t T = (size_t)max_tokens, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, I = (size_t)c->intermediate;
     int nth = tp_size(m->tp);
-    fs->attn_scratch_per_thread = attn_scratch_floats(max_ctx, block_size, c->head_dim);
+    fs->attn_scratch_per_thread = attn_scratch_floats(max_ctx, block_size, c->head_dim, c->n_heads / c->n_kv_heads);
     size_t work = 0;
     int Ks[3] = {c->hidden, (int)qd, c->intermediate};
     for (int i = 0; i < 3; i++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], DTYPE_BF16));
@@ -148,6 +148,7 @@ static void embed(const struct cllm_model *m, fwd_state *fs, const fwd_batch *b)
     }
 }
 
+/* K goes in transposed within its block ([hd][slot]) for the attention kernel; V row-major. */
 static void write_kv(const struct cllm_model *m, fwd_state *fs, kv_cache *kv, int layer, const fwd_batch *b) {
     const model_config *c = &m->cfg;
     int hd = c->head_dim, bs = kv->block_size;
@@ -155,8 +156,9 @@ static void write_kv(const struct cllm_model *m, fwd_state *fs, kv_cache *kv, in
     for (int t = 0; t < b->n; t++) {
         int blk = b->tables[t][b->pos[t] / bs], slot = b->pos[t] % bs;
         for (int h = 0; h < c->n_kv_heads; h++) {
-            kern_from_f32(fs->k + t * kvd + (size_t)h * hd, kv->dt, hd,
-                          kv_k_head(kv, layer, blk, h) + (size_t)slot * hd * es);
+            const float *kr = fs->k + t * kvd + (size_t)h * hd;
+            uint8_t *kd = kv_k_head(kv, layer, blk, h);
+            for (int d = 0; d < hd; d++) kern_from_f32(&kr[d], kv->dt, 1, kd + ((size_t)d * bs + slot) * es);
             kern_from_f32(fs->v + t * kvd + (size_t)h * hd, kv->dt, hd,
                           kv_v_head(kv, layer, blk, h) + (size_t)slot * hd * es);
         }

@@ -1,0 +1,143 @@
+/* matmul.c - matmul dispatch (CPU path, threads over N, x preparation), the scalar reference and
+ * the scalar fallback path. The SIMD kernels live in matmul_avx2.c and matmul_avx512.c. */
+#include "kernels/matmul_impl.h"
+
+#include "base/cpu.h"
+#include "base/half.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Threads get output rows in multiples of this, so SIMD tiles rarely straddle a split. */
+#define KERN_MM_SPLIT_ALIGN 16
+
+static int round_up32(int k) { return (k + 31) & ~31; }
+
+size_t kern_matmul_work_size(int M, int K, dtype wt) {
+    if (wt != DTYPE_BF16 || M <= 0 || K <= 0) return 0;
+    return (size_t)M * (size_t)round_up32(K) * sizeof(float) + 64; /* + 64: room to align */
+}
+
+kern_mm_path kern_mm_best_path(void) {
+    const cpu_features *f = cpu_get();
+    if (f->avx512f) return KERN_MM_AVX512;
+    if (f->avx2) return KERN_MM_AVX2;
+    return KERN_MM_SCALAR;
+}
+
+int kern_mm_path_ok(kern_mm_path p) { return p >= 0 && p <= kern_mm_best_path(); }
+
+const char *kern_mm_path_name(kern_mm_path p) {
+    static const char *names[] = {"scalar", "avx2", "avx512"};
+    return p >= 0 && p < KERN_MM_NPATHS ? names[p] : "?";
+}
+
+/* ---------------------------------------------------------------- reference */
+
+static float load_w(const void *w, dtype wt, size_t i) {
+    switch (wt) {
+    case DTYPE_F16:
+        return f16_to_f32(((const uint16_t *)w)[i]);
+    case DTYPE_BF16:
+        return bf16_to_f32(((const uint16_t *)w)[i]);
+    default:
+        return ((const float *)w)[i];
+    }
+}
+
+void kern_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
+                     const float *bias, float *y, int ldy) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s += x[(size_t)m * ldx + k] * load_w(w, wt, (size_t)n * K + k);
+            y[(size_t)m * ldy + n] = s + (bias ? bias[n] : 0.0f);
+        }
+}
+
+/* ---------------------------------------------------------------- scalar path */
+
+/* Eight partial sums (lane = k mod 8) summed as a tree: the same shape as the AVX2 path, and
+ * short enough dependency chains that the fallback is not latency bound. */
+void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1) {
+    const int K = a->K;
+    for (int m = 0; m < a->M; m++) {
+        const float *x = a->x + (size_t)m * a->ldx;
+        for (int n = n0; n < n1; n++) {
+            float acc[8] = {0};
+            size_t base = (size_t)n * K;
+            int k = 0;
+            for (; k + 8 <= K; k += 8)
+                for (int l = 0; l < 8; l++) acc[l] += x[k + l] * load_w(a->w, a->wt, base + k + l);
+            for (int l = 0; k + l < K; l++) acc[l] += x[k + l] * load_w(a->w, a->wt, base + k + l);
+            float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+            a->y[(size_t)m * a->ldy + n] = s + (a->bias ? a->bias[n] : 0.0f);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+typedef struct {
+    kern_mm_path path;
+    kern_mm_args a;
+    float *xp;
+} mm_job;
+
+static void prep_rows(const mm_job *j, int m0, int m1) {
+    if (j->path == KERN_MM_AVX512)
+        kern_mm_prep_x_avx512(&j->a, m0, m1, j->xp);
+    else
+        kern_mm_prep_x_avx2(&j->a, m0, m1, j->xp);
+}
+
+static void prep_task(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    long lo, hi;
+    tp_split(j->a.M, 1, ith, nth, &lo, &hi);
+    if (lo < hi) prep_rows(j, (int)lo, (int)hi);
+}
+
+static void rows_task(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    long lo, hi;
+    tp_split(j->a.N, KERN_MM_SPLIT_ALIGN, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    switch (j->path) {
+    case KERN_MM_AVX512:
+        kern_mm_rows_avx512(&j->a, (int)lo, (int)hi);
+        break;
+    case KERN_MM_AVX2:
+        kern_mm_rows_avx2(&j->a, (int)lo, (int)hi);
+        break;
+    default:
+        kern_mm_rows_scalar(&j->a, (int)lo, (int)hi);
+        break;
+    }
+}
+
+void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                    const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
+                    void *work) {
+    if (M <= 0 || N <= 0) return;
+    mm_job j = {.path = p,
+                .a = {.x = x, .M = M, .K = K, .ldx = ldx, .w = w, .wt = wt, .N = N,
+                      .bias = bias, .y = y, .ldy = ldy}};
+    if (wt == DTYPE_BF16 && p != KERN_MM_SCALAR) {
+        j.xp = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+        j.a.xp = j.xp;
+        j.a.xp_ld = round_up32(K);
+        /* A second parallel phase only pays off when there is real conversion work. */
+        if (tp && tp_size(tp) > 1 && (long)M * K >= 65536)
+            tp_run(tp, prep_task, &j);
+        else
+            prep_rows(&j, 0, M);
+    }
+    tp_run(tp, rows_task, &j);
+}
+
+void kern_matmul(threadpool *tp, const float *x, int M, int K, int ldx, const void *w, dtype wt,
+                 int N, const float *bias, float *y, int ldy, void *work) {
+    kern_matmul_on(kern_mm_best_path(), tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work);
+}

@@ -1,0 +1,243 @@
+/* matmul_avx512.c - AVX-512 matmul: register tiles of MR tokens x NR weight rows over the whole K,
+ * for f32, f16 and bf16 weights (bf16 widened to f32 in registers, f32 FMA).
+ *
+ * Why f32 FMA and not _mm512_dpbf16_ps for bf16: on the machines we measured (Sapphire Rapids
+ * class) vdpbf16ps retires 0.5/cycle = 32 flop/cycle, while two FMA ports give 64 flop/cycle;
+ * widening bf16 costs one shift or AND per 16 elements, amortised over the tile's MR tokens.
+ * It also keeps x in f32 (no rounding of activations to bf16).
+ *
+ * Reduction order (batch invariance): every output element has one 16-lane accumulator that sees
+ * the K chunks in increasing order (for bf16: per 32-chunk, the 16 even-indexed elements' FMA then
+ * the 16 odd-indexed ones), the tail chunk is masked, then the 16 lanes are summed by one fixed
+ * tree (reduce16) and the bias is added. Tile shape, M and threads never change that. */
+#include "kernels/matmul_impl.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+/* Load x once into a register for the tile's NR FMAs; left alone, GCC folds the load into every
+ * FMA and the two 512-bit load ports become the bottleneck. */
+#define KEEP_IN_REG(v) __asm__("" : "+v"(v))
+
+/* The GEMM register tile: MR tokens x NR weight rows = 24 zmm accumulators, + 6 for the widened
+ * weights (even/odd) + 1 for x. Chosen by measurement (bench_matmul). */
+#ifndef MR
+#define MR 8
+#endif
+#define NR 3
+/* The decode tile (few tokens): more weight rows in flight for memory-level parallelism. */
+#define NR1 8
+/* Weight rows per L2 block: the block is reused from L2 by every token tile. */
+#ifndef BLOCK_BYTES
+#define BLOCK_BYTES (512 * 1024)
+#endif
+/* Below this many tokens, W is streamed once per token by the decode tile (it stays in L1/L2). */
+#define SMALL_M 4
+
+/* ------------------------------------------------------------------ horizontal sums */
+
+AI __m512 red1(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+}
+AI __m512 red2(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd));
+}
+AI __m512 red3(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xee));
+}
+AI __m512 red4(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
+}
+
+/* Lane L of the result = sum of the 16 lanes of v[L], always by the tree
+ * ((l[i] + l[i+8]) -> (+4) -> (+2) -> (+1)); 16 sums for ~45 instructions instead of ~130. */
+AI __m512 reduce16(const __m512 *v) {
+    __m512 A[16], c[8], d[4], e[2];
+    for (int i = 0; i < 16; i++) A[i] = v[4 * (i % 4) + i / 4]; /* undo the 4x4 lane shuffle */
+    for (int k = 0; k < 8; k++) c[k] = red1(A[2 * k], A[2 * k + 1]);
+    for (int j = 0; j < 4; j++) d[j] = red2(c[2 * j], c[2 * j + 1]);
+    for (int t = 0; t < 2; t++) e[t] = red3(d[2 * t], d[2 * t + 1]);
+    return red4(e[0], e[1]);
+}
+
+/* Sum each accumulator acc[i * nr + j], add bias, store y[m0 + i][n0 + j]. Inlined into each
+ * tile so the accumulators never leave registers and the stores are one masked row per token. */
+AI void finish(const kern_mm_args *a, const __m512 *acc, int m0, int n0, const int mr,
+               const int nr) {
+    const int cnt = mr * nr, padded = (cnt + 15) / 16 * 16;
+    __m512 v[32];
+    float out[32] __attribute__((aligned(64)));
+    for (int q = 0; q < padded; q++) v[q] = q < cnt ? acc[q] : _mm512_setzero_ps();
+    for (int g = 0; g < padded; g += 16) _mm512_store_ps(out + g, reduce16(v + g));
+    const __mmask16 mk = (__mmask16)((1u << nr) - 1);
+    const __m512 b = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + n0) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        __m512 r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, out + i * nr), b);
+        _mm512_mask_storeu_ps(a->y + (size_t)(m0 + i) * a->ldy + n0, mk, r);
+    }
+}
+
+/* ------------------------------------------------------------------ the tile */
+
+AI __mmask16 tail16(int r) { return (__mmask16)((1u << r) - 1); }
+
+/* One 32-element K chunk of a bf16 tile; x is the prepared (de-interleaved) layout. */
+AI void step_bf16(__m512 *acc, const uint16_t *w, const float *x, int K, int ldx, int k,
+                  const int mr, const int nr, const int full, const int pf) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __mmask32 mk = full ? ~(__mmask32)0 : (__mmask32)((1ull << (K - k)) - 1);
+    __m512 we[8], wo[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < nr; j++) {
+        const uint16_t *p = w + (size_t)j * K + k;
+        __m512i r = full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(mk, p);
+        if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
+        we[j] = _mm512_castsi512_ps(_mm512_slli_epi32(r, 16));
+        wo[j] = _mm512_castsi512_ps(_mm512_and_si512(r, hi));
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        __m512 xe = _mm512_load_ps(x + (size_t)i * ldx + k);
+        KEEP_IN_REG(xe);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm512_fmadd_ps(we[j], xe, acc[i * nr + j]);
+        __m512 xo = _mm512_load_ps(x + (size_t)i * ldx + k + 16);
+        KEEP_IN_REG(xo);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm512_fmadd_ps(wo[j], xo, acc[i * nr + j]);
+    }
+}
+
+/* One 16-element K chunk of an f32 or f16 tile; x is used in place. */
+AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k, const int mr,
+               const int nr, const dtype wt, const int full, const int pf) {
+    __mmask16 mk = full ? (__mmask16)0xffff : tail16(K - k);
+    __m512 wv[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < nr; j++) {
+        if (wt == DTYPE_F16) {
+            const uint16_t *p = (const uint16_t *)w + (size_t)j * K + k;
+            __m256i h = full ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(mk, p);
+            if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
+            wv[j] = _mm512_cvtph_ps(h);
+        } else {
+            const float *p = (const float *)w + (size_t)j * K + k;
+            wv[j] = full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mk, p);
+            if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        const float *xi = x + (size_t)i * ldx + k;
+        __m512 xv = full ? _mm512_loadu_ps(xi) : _mm512_maskz_loadu_ps(mk, xi);
+        KEEP_IN_REG(xv);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm512_fmadd_ps(wv[j], xv, acc[i * nr + j]);
+    }
+}
+
+/* One tile over the full K. mr, nr and wt are compile-time constants in every instantiation.
+ * pf: prefetch the next nr weight rows (decode: W comes from DRAM, not from a reused block). */
+AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, const dtype wt,
+             const int pf) {
+    __m512 acc[24];
+    const int K = a->K;
+    for (int q = 0; q < mr * nr; q++) acc[q] = _mm512_setzero_ps();
+    int k = 0;
+    if (wt == DTYPE_BF16) {
+        const uint16_t *w = (const uint16_t *)a->w + (size_t)n0 * K;
+        const float *x = a->xp + (size_t)m0 * a->xp_ld;
+        for (; k + 32 <= K; k += 32) step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 1, pf);
+        if (k < K) step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 0, pf);
+    } else {
+        const void *w = (const char *)a->w + (size_t)n0 * K * dtype_size(wt);
+        const float *x = a->x + (size_t)m0 * a->ldx;
+        for (; k + 16 <= K; k += 16) step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 1, pf);
+        if (k < K) step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 0, pf);
+    }
+    finish(a, acc, m0, n0, mr, nr);
+}
+
+/* ------------------------------------------------------------------ instantiations */
+
+typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
+
+#define T(dt, DT, mr, nr)                                                                          \
+    static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                  \
+        tile(a, m0, n0, mr, nr, DT, 0);                                                            \
+    }
+#define TROW(dt, DT, mr) T(dt, DT, mr, 1) T(dt, DT, mr, 2) T(dt, DT, mr, 3)
+#define TALL(dt, DT)                                                                               \
+    TROW(dt, DT, 1) TROW(dt, DT, 2) TROW(dt, DT, 3) TROW(dt, DT, 4) TROW(dt, DT, 5)               \
+        TROW(dt, DT, 6) TROW(dt, DT, 7) TROW(dt, DT, 8)
+#define G(dt, DT, nr)                                                                              \
+    static void gemv_##dt##_##nr(const kern_mm_args *a, int m0, int n0) {                         \
+        tile(a, m0, n0, 1, nr, DT, 1);                                                             \
+    }
+#define GALL(dt, DT)                                                                               \
+    G(dt, DT, 1) G(dt, DT, 2) G(dt, DT, 3) G(dt, DT, 4) G(dt, DT, 5) G(dt, DT, 6) G(dt, DT, 7)     \
+        G(dt, DT, 8)
+
+TALL(f32, DTYPE_F32)
+TALL(f16, DTYPE_F16)
+TALL(bf16, DTYPE_BF16)
+GALL(f32, DTYPE_F32)
+GALL(f16, DTYPE_F16)
+GALL(bf16, DTYPE_BF16)
+
+#define TR(dt, mr) {NULL, tile_##dt##_##mr##x1, tile_##dt##_##mr##x2, tile_##dt##_##mr##x3}
+#define TTAB(dt)                                                                                   \
+    {{NULL}, TR(dt, 1), TR(dt, 2), TR(dt, 3), TR(dt, 4), TR(dt, 5), TR(dt, 6), TR(dt, 7), TR(dt, 8)}
+#define GTAB(dt)                                                                                   \
+    {NULL, gemv_##dt##_1, gemv_##dt##_2, gemv_##dt##_3, gemv_##dt##_4, gemv_##dt##_5,             \
+     gemv_##dt##_6, gemv_##dt##_7, gemv_##dt##_8}
+
+static const tile_fn tiles[3][MR + 1][NR + 1] = {TTAB(f32), TTAB(f16), TTAB(bf16)};
+static const tile_fn gemvs[3][NR1 + 1] = {GTAB(f32), GTAB(f16), GTAB(bf16)};
+
+/* ------------------------------------------------------------------ drivers */
+
+void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1) {
+    const int t = a->wt == DTYPE_F32 ? 0 : a->wt == DTYPE_F16 ? 1 : 2;
+    if (a->M < SMALL_M) {
+        for (int n = n0; n < n1; n += NR1) {
+            int nr = n1 - n < NR1 ? n1 - n : NR1;
+            for (int m = 0; m < a->M; m++) gemvs[t][nr](a, m, n);
+        }
+        return;
+    }
+    size_t row_bytes = (size_t)a->K * dtype_size(a->wt);
+    int nb_rows = (int)(BLOCK_BYTES / (row_bytes ? row_bytes : 1));
+    nb_rows = nb_rows < NR ? NR : nb_rows / NR * NR;
+    for (int nb = n0; nb < n1; nb += nb_rows) {
+        int nbe = n1 - nb < nb_rows ? n1 : nb + nb_rows;
+        for (int m = 0; m < a->M; m += MR) {
+            int mr = a->M - m < MR ? a->M - m : MR;
+            for (int n = nb; n < nbe; n += NR) {
+                int nr = nbe - n < NR ? nbe - n : NR;
+                tiles[t][mr][nr](a, m, n);
+            }
+        }
+    }
+}
+
+/* x rows -> per 32-chunk: 16 even-indexed then 16 odd-indexed values, zero padded to xp_ld. */
+void kern_mm_prep_x_avx512(const kern_mm_args *a, int m0, int m1, float *xp) {
+    const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const int K = a->K;
+    for (int m = m0; m < m1; m++) {
+        const float *x = a->x + (size_t)m * a->ldx;
+        float *d = xp + (size_t)m * a->xp_ld;
+        for (int k = 0; k < a->xp_ld; k += 32) {
+            __mmask16 m_lo = K - k >= 16 ? 0xffff : K - k > 0 ? tail16(K - k) : 0;
+            __mmask16 m_hi = K - k >= 32 ? 0xffff : K - k > 16 ? tail16(K - k - 16) : 0;
+            __m512 lo = _mm512_maskz_loadu_ps(m_lo, x + k);
+            __m512 hi = _mm512_maskz_loadu_ps(m_hi, x + k + 16);
+            _mm512_store_ps(d + k, _mm512_permutex2var_ps(lo, ie, hi));
+            _mm512_store_ps(d + k + 16, _mm512_permutex2var_ps(lo, io, hi));
+        }
+    }
+}

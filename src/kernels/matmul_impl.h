@@ -1,0 +1,64 @@
+/* matmul_impl.h - internal interface between the matmul dispatcher (matmul.c) and the per-ISA
+ * kernels (matmul_avx2.c, matmul_avx512.c); also lets tests and benches pick a path explicitly. */
+#ifndef CLLM_KERNELS_MATMUL_IMPL_H
+#define CLLM_KERNELS_MATMUL_IMPL_H
+
+#include "kernels/matmul.h"
+
+#include <stdint.h>
+
+/* One code path = one fixed accumulation order per output element (see matmul.h). */
+typedef enum kern_mm_path {
+    KERN_MM_SCALAR = 0,
+    KERN_MM_AVX2 = 1,
+    KERN_MM_AVX512 = 2,
+    KERN_MM_NPATHS
+} kern_mm_path;
+
+/* The best path this CPU supports (after the CLLM_CPU mask). */
+kern_mm_path kern_mm_best_path(void);
+/* True if this CPU can run path p. */
+int kern_mm_path_ok(kern_mm_path p);
+const char *kern_mm_path_name(kern_mm_path p);
+
+/* kern_matmul / kern_to_f32 / kern_from_f32 on an explicit path (p must be supported). */
+void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                    const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
+                    void *work);
+void kern_to_f32_on(kern_mm_path p, const void *src, dtype t, int n, float *dst);
+void kern_from_f32_on(kern_mm_path p, const float *src, dtype t, int n, void *dst);
+
+/* bf16 weights are widened to f32 by bit shifts that split each 32-bit lane into its even and
+ * odd element; x is therefore prepared once per call in a matching de-interleaved layout:
+ * per chunk of 16 (AVX2) or 32 (AVX-512) elements, the even-indexed values then the odd-indexed ones, in f32,
+ * rows padded with zeros to xp_ld (a multiple of 32) floats. */
+typedef struct kern_mm_args {
+    const float *x; /* [M][ldx] */
+    int M, K, ldx;
+    const float *xp; /* prepared x for bf16 weights: [M][xp_ld], or NULL */
+    int xp_ld;
+    const void *w; /* [N][K] */
+    dtype wt;
+    int N;
+    const float *bias; /* [N] or NULL */
+    float *y;          /* [M][ldy] */
+    int ldy;
+} kern_mm_args;
+
+/* Compute y rows' columns [n0, n1) for all M tokens. */
+void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1);
+void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1);
+void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1);
+
+/* Prepare rows [m0, m1) of x into xp for bf16 weights (layout above; chunk of 16 elements for
+ * AVX2, 32 for AVX-512). The scalar path reads x directly. */
+void kern_mm_prep_x_avx2(const kern_mm_args *a, int m0, int m1, float *xp);
+void kern_mm_prep_x_avx512(const kern_mm_args *a, int m0, int m1, float *xp);
+
+/* SIMD conversions; bit-identical to base/half.h. */
+void kern_to_f32_avx2(const void *src, dtype t, int n, float *dst);
+void kern_from_f32_avx2(const float *src, dtype t, int n, void *dst);
+void kern_to_f32_avx512(const void *src, dtype t, int n, float *dst);
+void kern_from_f32_avx512(const float *src, dtype t, int n, void *dst);
+
+#endif
