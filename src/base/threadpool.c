@@ -121,7 +121,7 @@ void tp_run(threadpool *tp, tp_fn fn, void *ctx) {
     tp->fn = fn;
     tp->ctx = ctx;
     atomic_store(&tp->pending, tp->n - 1);
-    atomic_fetch_add_explicit(&tp->gen, 1, memory_order_release);
+    atomic_fetch_add(&tp->gen, 1); /* seq_cst: ordered before the sleepers load below */
     if (atomic_load(&tp->sleepers) > 0) {
         pthread_mutex_lock(&tp->mu);
         pthread_cond_broadcast(&tp->cv);

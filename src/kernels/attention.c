@@ -25,4 +25,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
     else kern_attention_rows_generic(a, lo, hi, scratch);
 }
 
-void kern_attention(threadpool *tp, const attn_batch *a) { tp_run(tp, attn_worker, (void *)a); }
+void kern_attention(threadpool *tp, const attn_batch *a) {
+    /* a single short row is cheaper on the caller than a pool wake-up */
+    if (a->n_tokens == 1 && a->pos[0] < 64) attn_worker((void *)a, 0, 1);
+    else tp_run(tp, attn_worker, (void *)a);
+}

@@ -26,7 +26,9 @@
 #ifndef MR
 #define MR 8
 #endif
+#ifndef NR
 #define NR 3
+#endif
 /* The decode tile (few tokens): more weight rows in flight for memory-level parallelism. */
 #define NR1 8
 /* Weight rows per L2 block: the block is reused from L2 by every token tile. */
@@ -67,8 +69,8 @@ AI __m512 reduce16(const __m512 *v) {
 AI void finish(const kern_mm_args *a, const __m512 *acc, int m0, int n0, const int mr,
                const int nr) {
     const int cnt = mr * nr, padded = (cnt + 15) / 16 * 16;
-    __m512 v[32];
-    float out[32] __attribute__((aligned(64)));
+    __m512 v[48];
+    float out[48] __attribute__((aligned(64)));
     for (int q = 0; q < padded; q++) v[q] = q < cnt ? acc[q] : _mm512_setzero_ps();
     for (int g = 0; g < padded; g += 16) _mm512_store_ps(out + g, reduce16(v + g));
     const __mmask16 mk = (__mmask16)((1u << nr) - 1);
@@ -142,7 +144,7 @@ AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k
  * pf: prefetch the next nr weight rows (decode: W comes from DRAM, not from a reused block). */
 AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, const dtype wt,
              const int pf) {
-    __m512 acc[24];
+    __m512 acc[36];
     const int K = a->K;
     for (int q = 0; q < mr * nr; q++) acc[q] = _mm512_setzero_ps();
     int k = 0;
@@ -171,7 +173,8 @@ typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
 #define TROW(dt, DT, mr) T(dt, DT, mr, 1) T(dt, DT, mr, 2) T(dt, DT, mr, 3)
 #define TALL(dt, DT)                                                                               \
     TROW(dt, DT, 1) TROW(dt, DT, 2) TROW(dt, DT, 3) TROW(dt, DT, 4) TROW(dt, DT, 5)               \
-        TROW(dt, DT, 6) TROW(dt, DT, 7) TROW(dt, DT, 8)
+        TROW(dt, DT, 6) TROW(dt, DT, 7) TROW(dt, DT, 8) TROW(dt, DT, 9) TROW(dt, DT, 10)          \
+            TROW(dt, DT, 11) TROW(dt, DT, 12)
 #define G(dt, DT, nr)                                                                              \
     static void gemv_##dt##_##nr(const kern_mm_args *a, int m0, int n0) {                         \
         tile(a, m0, n0, 1, nr, DT, 1);                                                             \
@@ -189,12 +192,13 @@ GALL(bf16, DTYPE_BF16)
 
 #define TR(dt, mr) {NULL, tile_##dt##_##mr##x1, tile_##dt##_##mr##x2, tile_##dt##_##mr##x3}
 #define TTAB(dt)                                                                                   \
-    {{NULL}, TR(dt, 1), TR(dt, 2), TR(dt, 3), TR(dt, 4), TR(dt, 5), TR(dt, 6), TR(dt, 7), TR(dt, 8)}
+    {{NULL},    TR(dt, 1), TR(dt, 2), TR(dt, 3),  TR(dt, 4),  TR(dt, 5), TR(dt, 6),                 \
+     TR(dt, 7), TR(dt, 8), TR(dt, 9), TR(dt, 10), TR(dt, 11), TR(dt, 12)}
 #define GTAB(dt)                                                                                   \
     {NULL, gemv_##dt##_1, gemv_##dt##_2, gemv_##dt##_3, gemv_##dt##_4, gemv_##dt##_5,             \
      gemv_##dt##_6, gemv_##dt##_7, gemv_##dt##_8}
 
-static const tile_fn tiles[3][MR + 1][NR + 1] = {TTAB(f32), TTAB(f16), TTAB(bf16)};
+static const tile_fn tiles[3][13][4] = {TTAB(f32), TTAB(f16), TTAB(bf16)};
 static const tile_fn gemvs[3][NR1 + 1] = {GTAB(f32), GTAB(f16), GTAB(bf16)};
 
 /* ------------------------------------------------------------------ drivers */

@@ -15,6 +15,9 @@
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
+/* aligned_alloc needs a size that is a multiple of the alignment */
+static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 127) / 64 * 64); }
+
 cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx, int block_size,
                              fwd_state **out) {
     const model_config *c = &m->cfg;
@@ -30,18 +33,18 @@ cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max
     size_t work = 0;
     int Ks[3] = {c->hidden, (int)qd, c->intermediate};
     for (int i = 0; i < 3; i++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], DTYPE_BF16));
-    fs->x = aligned_alloc(64, T * H * 4 + 64);
-    fs->xn = aligned_alloc(64, T * max_sz(H, qd) * 4 + 64);
-    fs->q = aligned_alloc(64, T * qd * 4 + 64);
-    fs->k = aligned_alloc(64, T * kvd * 4 + 64);
-    fs->v = aligned_alloc(64, T * kvd * 4 + 64);
-    fs->att = aligned_alloc(64, T * qd * 4 + 64);
-    fs->gate = aligned_alloc(64, T * I * 4 + 64);
-    fs->up = aligned_alloc(64, T * I * 4 + 64);
-    fs->hlast = aligned_alloc(64, T * H * 4 + 64);
-    fs->rope_cs = aligned_alloc(64, T * (size_t)c->head_dim * 4 + 64);
-    fs->attn_scratch = aligned_alloc(64, (size_t)nth * fs->attn_scratch_per_thread * 4 + 64);
-    fs->mm_work = aligned_alloc(64, (work + 64) / 64 * 64 + 64);
+    fs->x = alloc64(T * H * 4);
+    fs->xn = alloc64(T * max_sz(H, qd) * 4);
+    fs->q = alloc64(T * qd * 4);
+    fs->k = alloc64(T * kvd * 4);
+    fs->v = alloc64(T * kvd * 4);
+    fs->att = alloc64(T * qd * 4);
+    fs->gate = alloc64(T * I * 4);
+    fs->up = alloc64(T * I * 4);
+    fs->hlast = alloc64(T * H * 4);
+    fs->rope_cs = alloc64(T * (size_t)c->head_dim * 4);
+    fs->attn_scratch = alloc64((size_t)nth * fs->attn_scratch_per_thread * 4);
+    fs->mm_work = alloc64(work);
     if (!fs->x || !fs->xn || !fs->q || !fs->k || !fs->v || !fs->att || !fs->gate || !fs->up ||
         !fs->hlast || !fs->rope_cs || !fs->attn_scratch || !fs->mm_work) {
         fwd_state_free(fs);
@@ -123,7 +126,10 @@ static void run_rows(row_job *j, int kind, int n, float *a, const float *src, co
     j->bsrc = src;
     j->w = w;
     j->wb = wb;
-    tp_run(j->m->tp, row_worker, j);
+    /* small jobs are not worth waking the pool (and a busy machine makes every sync costly) */
+    size_t work = kind == JOB_NORM || kind == JOB_ROPE ? (size_t)n * j->m->cfg.hidden : (size_t)n;
+    if (work < 16384) row_worker(j, 0, 1);
+    else tp_run(j->m->tp, row_worker, j);
 }
 
 static void matmul(const struct cllm_model *m, fwd_state *fs, const float *x, int M, const wmat *w,
