@@ -123,13 +123,14 @@ static cllm_status validate(const cllm_sampling_params *p, int vocab) {
         return err_set(CLLM_ERR_INVALID_ARG,
                        "sampling: repeat_penalty must be > 0 and finite, got %g",
                        p->repeat_penalty);
-    if (!(p->presence_penalty >= 0 && isfinite(p->presence_penalty)))
+    /* OpenAI's range: negative values encourage repetition */
+    if (!(p->presence_penalty >= -2 && p->presence_penalty <= 2))
         return err_set(CLLM_ERR_INVALID_ARG,
-                       "sampling: presence_penalty must be >= 0 and finite, got %g",
+                       "sampling: presence_penalty must be in [-2, 2], got %g",
                        p->presence_penalty);
-    if (!(p->frequency_penalty >= 0 && isfinite(p->frequency_penalty)))
+    if (!(p->frequency_penalty >= -2 && p->frequency_penalty <= 2))
         return err_set(CLLM_ERR_INVALID_ARG,
-                       "sampling: frequency_penalty must be >= 0 and finite, got %g",
+                       "sampling: frequency_penalty must be in [-2, 2], got %g",
                        p->frequency_penalty);
     if (p->repeat_last_n < -1)
         return err_set(CLLM_ERR_INVALID_ARG, "sampling: repeat_last_n must be >= -1, got %d",
