@@ -15,25 +15,44 @@
 #define ATTN_CAT(a, b) ATTN_CAT2(a, b)
 #define ATTN_FN(name) ATTN_CAT(name, ATTN_SUFFIX)
 
-/* sc[s] (s < bs) += sum_d q[d] * kt[d * bs + s] */
+/* sc[s] (s < bs) = sum_d q[d] * kt[d * bs + s]; an ISA file may provide ATTN_SCORES16 for bs 16 */
 static inline void ATTN_FN(block_scores)(float *restrict sc, const float *restrict q,
                                          const float *restrict kt, int hd, int bs) {
+#ifdef ATTN_SCORES16
     if (bs == 16) {
-        float acc[16] = {0};
-        for (int d = 0; d < hd; d++) {
-            const float qd = q[d];
-            const float *kr = kt + (size_t)d * 16;
-            for (int s = 0; s < 16; s++) acc[s] += qd * kr[s];
-        }
-        for (int s = 0; s < 16; s++) sc[s] = acc[s];
+        ATTN_SCORES16(sc, q, kt, hd);
         return;
     }
+#endif
     for (int s = 0; s < bs; s++) sc[s] = 0.0f;
     for (int d = 0; d < hd; d++) {
         const float qd = q[d];
         const float *kr = kt + (size_t)d * bs;
         for (int s = 0; s < bs; s++) sc[s] += qd * kr[s];
     }
+}
+
+/* x[j] = exp(x[j] - mx) for j < n; returns the sum (ISA files may provide ATTN_EXP_SUM) */
+static inline float ATTN_FN(exp_sum)(float *x, int n, float mx) {
+#ifdef ATTN_EXP_SUM
+    return ATTN_EXP_SUM(x, n, mx);
+#else
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        x[j] = kern_expf(x[j] - mx);
+        sum += x[j];
+    }
+    return sum;
+#endif
+}
+
+/* acc[d] += p * v[d] for d < hd */
+static inline void ATTN_FN(axpy)(float *restrict acc, float p, const float *restrict v, int hd) {
+#ifdef ATTN_AXPY
+    ATTN_AXPY(acc, p, v, hd);
+#else
+    for (int d = 0; d < hd; d++) acc[d] += p * v[d];
+#endif
 }
 
 static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratch) {
@@ -72,10 +91,7 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
         float *sg = scores + (size_t)g * n_pad + off;
         float mx = -INFINITY;
         for (int j = 0; j < n; j++) mx = sg[j] > mx ? sg[j] : mx;
-        for (int j = 0; j < n; j++) sg[j] = kern_expf(sg[j] - mx);
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) sum += sg[j];
-        inv[g] = 1.0f / sum;
+        inv[g] = 1.0f / ATTN_FN(exp_sum)(sg, n, mx);
     }
     memset(acc, 0, sizeof(float) * (size_t)G * hd);
     for (int j0 = j_first; j0 <= pos; j0 += bs) {
@@ -91,11 +107,7 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
         for (int g = 0; g < G; g++) {
             const float *sg = scores + (size_t)g * n_pad + (j0 - j_first);
             float *ag = acc + (size_t)g * hd;
-            for (int s = lo; s < hi; s++) {
-                const float p = sg[s];
-                const float *vr = vf + (size_t)s * hd;
-                for (int d = 0; d < hd; d++) ag[d] += p * vr[d];
-            }
+            for (int s = lo; s < hi; s++) ATTN_FN(axpy)(ag, sg[s], vf + (size_t)s * hd, hd);
         }
     }
     for (int g = 0; g < G; g++) {

@@ -11,7 +11,9 @@
 /* Threads get output rows in multiples of this, so SIMD tiles rarely straddle a split. */
 #define KERN_MM_SPLIT_ALIGN 16
 
-static int round_up32(int k) { return (k + 31) & ~31; }
+static int round_up32(int k) {
+    return (k + 31) & ~31;
+}
 
 size_t kern_matmul_work_size(int M, int K, dtype wt) {
     if (wt != DTYPE_BF16 || M <= 0 || K <= 0) return 0;
@@ -25,7 +27,9 @@ kern_mm_path kern_mm_best_path(void) {
     return KERN_MM_SCALAR;
 }
 
-int kern_mm_path_ok(kern_mm_path p) { return p >= 0 && p <= kern_mm_best_path(); }
+int kern_mm_path_ok(kern_mm_path p) {
+    return p >= 0 && p <= kern_mm_best_path();
+}
 
 const char *kern_mm_path_name(kern_mm_path p) {
     static const char *names[] = {"scalar", "avx2", "avx512"};
@@ -69,9 +73,12 @@ void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1) {
             size_t base = (size_t)n * K;
             int k = 0;
             for (; k + 8 <= K; k += 8)
-                for (int l = 0; l < 8; l++) acc[l] += x[k + l] * load_w(a->w, a->wt, base + k + l);
-            for (int l = 0; k + l < K; l++) acc[l] += x[k + l] * load_w(a->w, a->wt, base + k + l);
-            float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+                for (int l = 0; l < 8; l++)
+                    acc[l] += x[k + l] * load_w(a->w, a->wt, base + k + l);
+            for (int l = 0; k + l < K; l++)
+                acc[l] += x[k + l] * load_w(a->w, a->wt, base + k + l);
+            float s =
+                ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
             a->y[(size_t)m * a->ldy + n] = s + (a->bias ? a->bias[n] : 0.0f);
         }
     }
@@ -122,8 +129,16 @@ void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K
                     void *work) {
     if (M <= 0 || N <= 0) return;
     mm_job j = {.path = p,
-                .a = {.x = x, .M = M, .K = K, .ldx = ldx, .w = w, .wt = wt, .N = N,
-                      .bias = bias, .y = y, .ldy = ldy}};
+                .a = {.x = x,
+                      .M = M,
+                      .K = K,
+                      .ldx = ldx,
+                      .w = w,
+                      .wt = wt,
+                      .N = N,
+                      .bias = bias,
+                      .y = y,
+                      .ldy = ldy}};
     if (wt == DTYPE_BF16 && p != KERN_MM_SCALAR) {
         j.xp = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
         j.a.xp = j.xp;

@@ -17,7 +17,7 @@
 /* 16 ymm registers: 8 accumulators + up to 4 widened weights + x. */
 #define MR 4
 #define NR 2
-#define NR1 4      /* decode tile: 1 token x 4 rows */
+#define NR1 4     /* decode tile: 1 token x 4 rows */
 #define SMALL_M 3 /* below this, W is streamed once per token by the decode tile */
 #define BLOCK_BYTES (256 * 1024)
 
@@ -30,8 +30,8 @@ AI float hsum8(__m256 v) {
 }
 
 /* One 16-element chunk of bf16 weights; w rows may be a zero-padded copy (tail). */
-AI void step_bf16(__m256 *acc, const uint16_t *const *wr, const float *x, int ldx, int k,
-                  int wk, const int mr, const int nr) {
+AI void step_bf16(__m256 *acc, const uint16_t *const *wr, const float *x, int ldx, int k, int wk,
+                  const int mr, const int nr) {
     const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
     __m256 we[NR1], wo[NR1];
 #pragma GCC unroll 8
@@ -44,10 +44,12 @@ AI void step_bf16(__m256 *acc, const uint16_t *const *wr, const float *x, int ld
     for (int i = 0; i < mr; i++) {
         __m256 xe = _mm256_load_ps(x + (size_t)i * ldx + k);
 #pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm256_fmadd_ps(we[j], xe, acc[i * nr + j]);
+        for (int j = 0; j < nr; j++)
+            acc[i * nr + j] = _mm256_fmadd_ps(we[j], xe, acc[i * nr + j]);
         __m256 xo = _mm256_load_ps(x + (size_t)i * ldx + k + 8);
 #pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm256_fmadd_ps(wo[j], xo, acc[i * nr + j]);
+        for (int j = 0; j < nr; j++)
+            acc[i * nr + j] = _mm256_fmadd_ps(wo[j], xo, acc[i * nr + j]);
     }
 }
 
@@ -57,14 +59,16 @@ AI void step_f(__m256 *acc, const void *const *wr, int wk, const float *const *x
     __m256 wv[NR1];
 #pragma GCC unroll 8
     for (int j = 0; j < nr; j++)
-        wv[j] = wt == DTYPE_F16
-                    ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)wr[j] + wk)))
-                    : _mm256_loadu_ps((const float *)wr[j] + wk);
+        wv[j] =
+            wt == DTYPE_F16
+                ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)wr[j] + wk)))
+                : _mm256_loadu_ps((const float *)wr[j] + wk);
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) {
         __m256 xv = _mm256_loadu_ps(xr[i] + xk);
 #pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm256_fmadd_ps(wv[j], xv, acc[i * nr + j]);
+        for (int j = 0; j < nr; j++)
+            acc[i * nr + j] = _mm256_fmadd_ps(wv[j], xv, acc[i * nr + j]);
     }
 }
 
@@ -72,13 +76,16 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
     __m256 acc[MR * NR > NR1 ? MR * NR : NR1];
     const int K = a->K;
     const size_t es = dtype_size(wt);
-    for (int q = 0; q < mr * nr; q++) acc[q] = _mm256_setzero_ps();
+    for (int q = 0; q < mr * nr; q++)
+        acc[q] = _mm256_setzero_ps();
     int k = 0;
     if (wt == DTYPE_BF16) {
         const uint16_t *wr[NR1];
-        for (int j = 0; j < nr; j++) wr[j] = (const uint16_t *)a->w + (size_t)(n0 + j) * K;
+        for (int j = 0; j < nr; j++)
+            wr[j] = (const uint16_t *)a->w + (size_t)(n0 + j) * K;
         const float *x = a->xp + (size_t)m0 * a->xp_ld;
-        for (; k + 16 <= K; k += 16) step_bf16(acc, wr, x, a->xp_ld, k, k, mr, nr);
+        for (; k + 16 <= K; k += 16)
+            step_bf16(acc, wr, x, a->xp_ld, k, k, mr, nr);
         if (k < K) { /* x is zero padded; pad the weights the same way */
             uint16_t pad[NR1][16];
             const uint16_t *pr[NR1];
@@ -92,9 +99,12 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
     } else {
         const void *wr[NR1];
         const float *xr[MR];
-        for (int j = 0; j < nr; j++) wr[j] = (const char *)a->w + (size_t)(n0 + j) * K * es;
-        for (int i = 0; i < mr; i++) xr[i] = a->x + (size_t)(m0 + i) * a->ldx;
-        for (; k + 8 <= K; k += 8) step_f(acc, wr, k, xr, k, mr, nr, wt);
+        for (int j = 0; j < nr; j++)
+            wr[j] = (const char *)a->w + (size_t)(n0 + j) * K * es;
+        for (int i = 0; i < mr; i++)
+            xr[i] = a->x + (size_t)(m0 + i) * a->ldx;
+        for (; k + 8 <= K; k += 8)
+            step_f(acc, wr, k, xr, k, mr, nr, wt);
         if (k < K) {
             float xpad[MR][8];
             char wpad[NR1][32];
@@ -122,23 +132,27 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
 typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
 
 #define T(dt, DT, mr, nr)                                                                          \
-    static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                  \
+    static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                   \
         tile(a, m0, n0, mr, nr, DT);                                                               \
     }
+/* clang-format off */
 #define TALL(dt, DT)                                                                               \
-    T(dt, DT, 1, 1) T(dt, DT, 1, 2) T(dt, DT, 1, 3) T(dt, DT, 1, 4) T(dt, DT, 2, 1)               \
-        T(dt, DT, 2, 2) T(dt, DT, 3, 1) T(dt, DT, 3, 2) T(dt, DT, 4, 1) T(dt, DT, 4, 2)
+    T(dt, DT, 1, 1) T(dt, DT, 1, 2) T(dt, DT, 1, 3) T(dt, DT, 1, 4)                                \
+    T(dt, DT, 2, 1) T(dt, DT, 2, 2) T(dt, DT, 3, 1) T(dt, DT, 3, 2) T(dt, DT, 4, 1) T(dt, DT, 4, 2)
+/* clang-format on */
 TALL(f32, DTYPE_F32)
 TALL(f16, DTYPE_F16)
 TALL(bf16, DTYPE_BF16)
 
 #define TTAB(dt)                                                                                   \
-    {{NULL},                                                                                       \
-     {NULL, tile_##dt##_1x1, tile_##dt##_1x2},                                                     \
-     {NULL, tile_##dt##_2x1, tile_##dt##_2x2},                                                     \
-     {NULL, tile_##dt##_3x1, tile_##dt##_3x2},                                                     \
-     {NULL, tile_##dt##_4x1, tile_##dt##_4x2}}
-#define GTAB(dt) {NULL, tile_##dt##_1x1, tile_##dt##_1x2, tile_##dt##_1x3, tile_##dt##_1x4}
+    {                                                                                              \
+        {NULL}, {NULL, tile_##dt##_1x1, tile_##dt##_1x2},                                          \
+            {NULL, tile_##dt##_2x1, tile_##dt##_2x2}, {NULL, tile_##dt##_3x1, tile_##dt##_3x2}, {  \
+            NULL, tile_##dt##_4x1, tile_##dt##_4x2                                                 \
+        }                                                                                          \
+    }
+#define GTAB(dt)                                                                                   \
+    { NULL, tile_##dt##_1x1, tile_##dt##_1x2, tile_##dt##_1x3, tile_##dt##_1x4 }
 
 static const tile_fn tiles[3][MR + 1][NR + 1] = {TTAB(f32), TTAB(f16), TTAB(bf16)};
 static const tile_fn gemvs[3][NR1 + 1] = {GTAB(f32), GTAB(f16), GTAB(bf16)};
@@ -148,7 +162,8 @@ void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1) {
     if (a->M < SMALL_M) {
         for (int n = n0; n < n1; n += NR1) {
             int nr = n1 - n < NR1 ? n1 - n : NR1;
-            for (int m = 0; m < a->M; m++) gemvs[t][nr](a, m, n);
+            for (int m = 0; m < a->M; m++)
+                gemvs[t][nr](a, m, n);
         }
         return;
     }
@@ -184,8 +199,10 @@ void kern_mm_prep_x_avx2(const kern_mm_args *a, int m0, int m1, float *xp) {
             /* per 128-bit lane: [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then fix the quarter order */
             __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
             __m256 o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
-            e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-            o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+            e = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+            o = _mm256_castpd_ps(
+                _mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
             _mm256_store_ps(d + k, e);
             _mm256_store_ps(d + k + 8, o);
         }

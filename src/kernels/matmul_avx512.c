@@ -23,18 +23,13 @@
 
 /* The GEMM register tile: MR tokens x NR weight rows = 24 zmm accumulators, + 6 for the widened
  * weights (even/odd) + 1 for x. Chosen by measurement (bench_matmul). */
-#ifndef MR
 #define MR 8
-#endif
-#ifndef NR
 #define NR 3
-#endif
 /* The decode tile (few tokens): more weight rows in flight for memory-level parallelism. */
 #define NR1 8
+_Static_assert(NR1 <= MR * NR, "the tile's accumulator array also serves the decode tile");
 /* Weight rows per L2 block: the block is reused from L2 by every token tile. */
-#ifndef BLOCK_BYTES
 #define BLOCK_BYTES (512 * 1024)
-#endif
 /* Below this many tokens, W is streamed once per token by the decode tile (it stays in L1/L2). */
 #define SMALL_M 4
 
@@ -57,10 +52,14 @@ AI __m512 red4(__m512 a, __m512 b) {
  * ((l[i] + l[i+8]) -> (+4) -> (+2) -> (+1)); 16 sums for ~45 instructions instead of ~130. */
 AI __m512 reduce16(const __m512 *v) {
     __m512 A[16], c[8], d[4], e[2];
-    for (int i = 0; i < 16; i++) A[i] = v[4 * (i % 4) + i / 4]; /* undo the 4x4 lane shuffle */
-    for (int k = 0; k < 8; k++) c[k] = red1(A[2 * k], A[2 * k + 1]);
-    for (int j = 0; j < 4; j++) d[j] = red2(c[2 * j], c[2 * j + 1]);
-    for (int t = 0; t < 2; t++) e[t] = red3(d[2 * t], d[2 * t + 1]);
+    for (int i = 0; i < 16; i++)
+        A[i] = v[4 * (i % 4) + i / 4]; /* undo the 4x4 lane shuffle */
+    for (int k = 0; k < 8; k++)
+        c[k] = red1(A[2 * k], A[2 * k + 1]);
+    for (int j = 0; j < 4; j++)
+        d[j] = red2(c[2 * j], c[2 * j + 1]);
+    for (int t = 0; t < 2; t++)
+        e[t] = red3(d[2 * t], d[2 * t + 1]);
     return red4(e[0], e[1]);
 }
 
@@ -69,10 +68,12 @@ AI __m512 reduce16(const __m512 *v) {
 AI void finish(const kern_mm_args *a, const __m512 *acc, int m0, int n0, const int mr,
                const int nr) {
     const int cnt = mr * nr, padded = (cnt + 15) / 16 * 16;
-    __m512 v[48];
-    float out[48] __attribute__((aligned(64)));
-    for (int q = 0; q < padded; q++) v[q] = q < cnt ? acc[q] : _mm512_setzero_ps();
-    for (int g = 0; g < padded; g += 16) _mm512_store_ps(out + g, reduce16(v + g));
+    __m512 v[(MR * NR + 15) / 16 * 16];
+    float out[(MR * NR + 15) / 16 * 16] __attribute__((aligned(64)));
+    for (int q = 0; q < padded; q++)
+        v[q] = q < cnt ? acc[q] : _mm512_setzero_ps();
+    for (int g = 0; g < padded; g += 16)
+        _mm512_store_ps(out + g, reduce16(v + g));
     const __mmask16 mk = (__mmask16)((1u << nr) - 1);
     const __m512 b = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + n0) : _mm512_setzero_ps();
     for (int i = 0; i < mr; i++) {
@@ -83,7 +84,9 @@ AI void finish(const kern_mm_args *a, const __m512 *acc, int m0, int n0, const i
 
 /* ------------------------------------------------------------------ the tile */
 
-AI __mmask16 tail16(int r) { return (__mmask16)((1u << r) - 1); }
+AI __mmask16 tail16(int r) {
+    return (__mmask16)((1u << r) - 1);
+}
 
 /* One 32-element K chunk of a bf16 tile; x is the prepared (de-interleaved) layout. */
 AI void step_bf16(__m512 *acc, const uint16_t *w, const float *x, int K, int ldx, int k,
@@ -104,11 +107,13 @@ AI void step_bf16(__m512 *acc, const uint16_t *w, const float *x, int K, int ldx
         __m512 xe = _mm512_load_ps(x + (size_t)i * ldx + k);
         KEEP_IN_REG(xe);
 #pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm512_fmadd_ps(we[j], xe, acc[i * nr + j]);
+        for (int j = 0; j < nr; j++)
+            acc[i * nr + j] = _mm512_fmadd_ps(we[j], xe, acc[i * nr + j]);
         __m512 xo = _mm512_load_ps(x + (size_t)i * ldx + k + 16);
         KEEP_IN_REG(xo);
 #pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm512_fmadd_ps(wo[j], xo, acc[i * nr + j]);
+        for (int j = 0; j < nr; j++)
+            acc[i * nr + j] = _mm512_fmadd_ps(wo[j], xo, acc[i * nr + j]);
     }
 }
 
@@ -121,7 +126,8 @@ AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k
     for (int j = 0; j < nr; j++) {
         if (wt == DTYPE_F16) {
             const uint16_t *p = (const uint16_t *)w + (size_t)j * K + k;
-            __m256i h = full ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(mk, p);
+            __m256i h =
+                full ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(mk, p);
             if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
             wv[j] = _mm512_cvtph_ps(h);
         } else {
@@ -136,7 +142,8 @@ AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k
         __m512 xv = full ? _mm512_loadu_ps(xi) : _mm512_maskz_loadu_ps(mk, xi);
         KEEP_IN_REG(xv);
 #pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) acc[i * nr + j] = _mm512_fmadd_ps(wv[j], xv, acc[i * nr + j]);
+        for (int j = 0; j < nr; j++)
+            acc[i * nr + j] = _mm512_fmadd_ps(wv[j], xv, acc[i * nr + j]);
     }
 }
 
@@ -144,19 +151,22 @@ AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k
  * pf: prefetch the next nr weight rows (decode: W comes from DRAM, not from a reused block). */
 AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, const dtype wt,
              const int pf) {
-    __m512 acc[36];
+    __m512 acc[MR * NR];
     const int K = a->K;
-    for (int q = 0; q < mr * nr; q++) acc[q] = _mm512_setzero_ps();
+    for (int q = 0; q < mr * nr; q++)
+        acc[q] = _mm512_setzero_ps();
     int k = 0;
     if (wt == DTYPE_BF16) {
         const uint16_t *w = (const uint16_t *)a->w + (size_t)n0 * K;
         const float *x = a->xp + (size_t)m0 * a->xp_ld;
-        for (; k + 32 <= K; k += 32) step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 1, pf);
+        for (; k + 32 <= K; k += 32)
+            step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 1, pf);
         if (k < K) step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 0, pf);
     } else {
         const void *w = (const char *)a->w + (size_t)n0 * K * dtype_size(wt);
         const float *x = a->x + (size_t)m0 * a->ldx;
-        for (; k + 16 <= K; k += 16) step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 1, pf);
+        for (; k + 16 <= K; k += 16)
+            step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 1, pf);
         if (k < K) step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 0, pf);
     }
     finish(a, acc, m0, n0, mr, nr);
@@ -167,21 +177,21 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
 typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
 
 #define T(dt, DT, mr, nr)                                                                          \
-    static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                  \
+    static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                   \
         tile(a, m0, n0, mr, nr, DT, 0);                                                            \
     }
 #define TROW(dt, DT, mr) T(dt, DT, mr, 1) T(dt, DT, mr, 2) T(dt, DT, mr, 3)
 #define TALL(dt, DT)                                                                               \
-    TROW(dt, DT, 1) TROW(dt, DT, 2) TROW(dt, DT, 3) TROW(dt, DT, 4) TROW(dt, DT, 5)               \
-        TROW(dt, DT, 6) TROW(dt, DT, 7) TROW(dt, DT, 8) TROW(dt, DT, 9) TROW(dt, DT, 10)          \
-            TROW(dt, DT, 11) TROW(dt, DT, 12)
+    TROW(dt, DT, 1)                                                                                \
+    TROW(dt, DT, 2)                                                                                \
+    TROW(dt, DT, 3) TROW(dt, DT, 4) TROW(dt, DT, 5) TROW(dt, DT, 6) TROW(dt, DT, 7) TROW(dt, DT, 8)
 #define G(dt, DT, nr)                                                                              \
-    static void gemv_##dt##_##nr(const kern_mm_args *a, int m0, int n0) {                         \
+    static void gemv_##dt##_##nr(const kern_mm_args *a, int m0, int n0) {                          \
         tile(a, m0, n0, 1, nr, DT, 1);                                                             \
     }
 #define GALL(dt, DT)                                                                               \
-    G(dt, DT, 1) G(dt, DT, 2) G(dt, DT, 3) G(dt, DT, 4) G(dt, DT, 5) G(dt, DT, 6) G(dt, DT, 7)     \
-        G(dt, DT, 8)
+    G(dt, DT, 1)                                                                                   \
+    G(dt, DT, 2) G(dt, DT, 3) G(dt, DT, 4) G(dt, DT, 5) G(dt, DT, 6) G(dt, DT, 7) G(dt, DT, 8)
 
 TALL(f32, DTYPE_F32)
 TALL(f16, DTYPE_F16)
@@ -190,15 +200,20 @@ GALL(f32, DTYPE_F32)
 GALL(f16, DTYPE_F16)
 GALL(bf16, DTYPE_BF16)
 
-#define TR(dt, mr) {NULL, tile_##dt##_##mr##x1, tile_##dt##_##mr##x2, tile_##dt##_##mr##x3}
+#define TR(dt, mr)                                                                                 \
+    { NULL, tile_##dt##_##mr##x1, tile_##dt##_##mr##x2, tile_##dt##_##mr##x3 }
 #define TTAB(dt)                                                                                   \
-    {{NULL},    TR(dt, 1), TR(dt, 2), TR(dt, 3),  TR(dt, 4),  TR(dt, 5), TR(dt, 6),                 \
-     TR(dt, 7), TR(dt, 8), TR(dt, 9), TR(dt, 10), TR(dt, 11), TR(dt, 12)}
+    {                                                                                              \
+        {NULL}, TR(dt, 1), TR(dt, 2), TR(dt, 3), TR(dt, 4), TR(dt, 5), TR(dt, 6), TR(dt, 7),       \
+            TR(dt, 8)                                                                              \
+    }
 #define GTAB(dt)                                                                                   \
-    {NULL, gemv_##dt##_1, gemv_##dt##_2, gemv_##dt##_3, gemv_##dt##_4, gemv_##dt##_5,             \
-     gemv_##dt##_6, gemv_##dt##_7, gemv_##dt##_8}
+    {                                                                                              \
+        NULL, gemv_##dt##_1, gemv_##dt##_2, gemv_##dt##_3, gemv_##dt##_4, gemv_##dt##_5,           \
+            gemv_##dt##_6, gemv_##dt##_7, gemv_##dt##_8                                            \
+    }
 
-static const tile_fn tiles[3][13][4] = {TTAB(f32), TTAB(f16), TTAB(bf16)};
+static const tile_fn tiles[3][MR + 1][NR + 1] = {TTAB(f32), TTAB(f16), TTAB(bf16)};
 static const tile_fn gemvs[3][NR1 + 1] = {GTAB(f32), GTAB(f16), GTAB(bf16)};
 
 /* ------------------------------------------------------------------ drivers */
@@ -208,7 +223,8 @@ void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1) {
     if (a->M < SMALL_M) {
         for (int n = n0; n < n1; n += NR1) {
             int nr = n1 - n < NR1 ? n1 - n : NR1;
-            for (int m = 0; m < a->M; m++) gemvs[t][nr](a, m, n);
+            for (int m = 0; m < a->M; m++)
+                gemvs[t][nr](a, m, n);
         }
         return;
     }

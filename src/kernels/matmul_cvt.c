@@ -10,9 +10,11 @@ static void to_f32_scalar(const void *src, dtype t, int n, float *dst) {
     if (t == DTYPE_F32)
         memmove(dst, src, (size_t)n * sizeof(float));
     else if (t == DTYPE_BF16)
-        for (int i = 0; i < n; i++) dst[i] = bf16_to_f32(h[i]);
+        for (int i = 0; i < n; i++)
+            dst[i] = bf16_to_f32(h[i]);
     else
-        for (int i = 0; i < n; i++) dst[i] = f16_to_f32(h[i]);
+        for (int i = 0; i < n; i++)
+            dst[i] = f16_to_f32(h[i]);
 }
 
 static void from_f32_scalar(const float *src, dtype t, int n, void *dst) {
@@ -20,9 +22,11 @@ static void from_f32_scalar(const float *src, dtype t, int n, void *dst) {
     if (t == DTYPE_F32)
         memmove(dst, src, (size_t)n * sizeof(float));
     else if (t == DTYPE_BF16)
-        for (int i = 0; i < n; i++) h[i] = f32_to_bf16(src[i]);
+        for (int i = 0; i < n; i++)
+            h[i] = f32_to_bf16(src[i]);
     else
-        for (int i = 0; i < n; i++) h[i] = f32_to_f16(src[i]);
+        for (int i = 0; i < n; i++)
+            h[i] = f32_to_f16(src[i]);
 }
 
 void kern_to_f32_on(kern_mm_path p, const void *src, dtype t, int n, float *dst) {

@@ -29,7 +29,8 @@ static __m256 f16x8_to_f32(__m128i h) {
 static __m128i f32x8_to_bf16(__m256 v) {
     __m256i u = _mm256_castps_si256(v);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
     /* both sides are non-negative as int32, so the signed compare is the unsigned one */
     __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
                                      _mm256_set1_epi32(0x7f800000));
@@ -43,8 +44,9 @@ static __m128i f32x8_to_f16(__m256 v) {
     __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
     if (_mm256_testz_si256(nan, nan)) return h;
     __m256i u = _mm256_castps_si256(v);
-    __m256i fix = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000)),
-                                  _mm256_set1_epi32(0x7e00));
+    __m256i fix =
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000)),
+                        _mm256_set1_epi32(0x7e00));
     return pack16(_mm256_blendv_epi8(_mm256_cvtepu16_epi32(h), fix, nan));
 }
 
@@ -60,11 +62,13 @@ void kern_to_f32_avx2(const void *src, dtype t, int n, float *dst) {
             __m256i e = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i)));
             _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(e, 16)));
         }
-        for (; i < n; i++) dst[i] = bf16_to_f32(h[i]);
+        for (; i < n; i++)
+            dst[i] = bf16_to_f32(h[i]);
     } else {
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(dst + i, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(h + i))));
-        for (; i < n; i++) dst[i] = f16_to_f32(h[i]);
+        for (; i < n; i++)
+            dst[i] = f16_to_f32(h[i]);
     }
 }
 
@@ -78,10 +82,12 @@ void kern_from_f32_avx2(const float *src, dtype t, int n, void *dst) {
     if (t == DTYPE_BF16) {
         for (; i + 8 <= n; i += 8)
             _mm_storeu_si128((__m128i *)(h + i), f32x8_to_bf16(_mm256_loadu_ps(src + i)));
-        for (; i < n; i++) h[i] = f32_to_bf16(src[i]);
+        for (; i < n; i++)
+            h[i] = f32_to_bf16(src[i]);
     } else {
         for (; i + 8 <= n; i += 8)
             _mm_storeu_si128((__m128i *)(h + i), f32x8_to_f16(_mm256_loadu_ps(src + i)));
-        for (; i < n; i++) h[i] = f32_to_f16(src[i]);
+        for (; i < n; i++)
+            h[i] = f32_to_f16(src[i]);
     }
 }

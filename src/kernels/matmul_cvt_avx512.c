@@ -24,7 +24,8 @@ static __m512 f16x16_to_f32(__m256i h) {
 static __m256i f32x16_to_bf16(__m512 v) {
     __m512i u = _mm512_castps_si512(v);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
     __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
                                             _mm512_set1_epi32(0x7f800000));
     __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
@@ -37,8 +38,9 @@ static __m256i f32x16_to_f16(__m512 v) {
     __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     if (!nan) return h;
     __m512i u = _mm512_castps_si512(v);
-    __m512i fix = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)),
-                                  _mm512_set1_epi32(0x7e00));
+    __m512i fix =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)),
+                        _mm512_set1_epi32(0x7e00));
     return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, _mm512_cvtepu16_epi32(h), fix));
 }
 
@@ -54,11 +56,13 @@ void kern_to_f32_avx512(const void *src, dtype t, int n, float *dst) {
             __m512i e = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i)));
             _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(e, 16)));
         }
-        for (; i < n; i++) dst[i] = bf16_to_f32(h[i]);
+        for (; i < n; i++)
+            dst[i] = bf16_to_f32(h[i]);
     } else {
         for (; i + 16 <= n; i += 16)
             _mm512_storeu_ps(dst + i, f16x16_to_f32(_mm256_loadu_si256((const __m256i *)(h + i))));
-        for (; i < n; i++) dst[i] = f16_to_f32(h[i]);
+        for (; i < n; i++)
+            dst[i] = f16_to_f32(h[i]);
     }
 }
 
@@ -72,10 +76,12 @@ void kern_from_f32_avx512(const float *src, dtype t, int n, void *dst) {
     if (t == DTYPE_BF16) {
         for (; i + 16 <= n; i += 16)
             _mm256_storeu_si256((__m256i *)(h + i), f32x16_to_bf16(_mm512_loadu_ps(src + i)));
-        for (; i < n; i++) h[i] = f32_to_bf16(src[i]);
+        for (; i < n; i++)
+            h[i] = f32_to_bf16(src[i]);
     } else {
         for (; i + 16 <= n; i += 16)
             _mm256_storeu_si256((__m256i *)(h + i), f32x16_to_f16(_mm512_loadu_ps(src + i)));
-        for (; i < n; i++) h[i] = f32_to_f16(src[i]);
+        for (; i < n; i++)
+            h[i] = f32_to_f16(src[i]);
     }
 }

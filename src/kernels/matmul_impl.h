@@ -30,8 +30,8 @@ void kern_from_f32_on(kern_mm_path p, const float *src, dtype t, int n, void *ds
 
 /* bf16 weights are widened to f32 by bit shifts that split each 32-bit lane into its even and
  * odd element; x is therefore prepared once per call in a matching de-interleaved layout:
- * per chunk of 16 (AVX2) or 32 (AVX-512) elements, the even-indexed values then the odd-indexed ones, in f32,
- * rows padded with zeros to xp_ld (a multiple of 32) floats. */
+ * per chunk of 16 (AVX2) or 32 (AVX-512) elements, the even-indexed values then the odd-indexed
+ * ones, in f32, rows padded with zeros to xp_ld (a multiple of 32) floats. */
 typedef struct kern_mm_args {
     const float *x; /* [M][ldx] */
     int M, K, ldx;

@@ -3,6 +3,10 @@
 
 #include "kernels/vexp.h"
 
+#include "base/cpu.h"
+
+void kern_silu_mul_avx512(float *g, const float *u, int n);
+
 #include <math.h>
 
 /* Sums use 8 independent partial sums in a fixed order so the compiler can vectorise them
@@ -70,6 +74,10 @@ void kern_rope(float *x, int n_heads, int hd, const float *cs) {
 }
 
 void kern_silu_mul(float *g, const float *u, int n) {
+    if (cpu_get()->avx512f) {
+        kern_silu_mul_avx512(g, u, n);
+        return;
+    }
     for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + kern_expf(-g[i])) * u[i];
 }
 
