@@ -21,7 +21,9 @@ static uint32_t rnd32(void) {
     rng ^= rng << 17;
     return (uint32_t)(rng >> 16);
 }
-static float rndf(void) { return (float)((rnd32() & 0xffffff) / 16777216.0 * 2.0 - 1.0); }
+static float rndf(void) {
+    return (float)((rnd32() & 0xffffff) / 16777216.0 * 2.0 - 1.0);
+}
 
 static const dtype dtypes[3] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16};
 
@@ -52,12 +54,15 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
     float *bias = malloc((size_t)N * sizeof(float));
     float *y = malloc((size_t)M * ldy * sizeof(float));
     float *yr = malloc((size_t)M * ldy * sizeof(float));
-    for (int i = 0; i < M * ldx; i++) x[i] = rndf();
-    for (int i = 0; i < N; i++) bias[i] = rndf();
+    for (int i = 0; i < M * ldx; i++)
+        x[i] = rndf();
+    for (int i = 0; i < N; i++)
+        bias[i] = rndf();
     void *w = make_w(t, N, K, wf);
     size_t ws = kern_matmul_work_size(M, K, t);
     void *work = ws ? malloc(ws) : NULL;
-    for (int i = 0; i < M * ldy; i++) y[i] = yr[i] = 12345.0f;
+    for (int i = 0; i < M * ldy; i++)
+        y[i] = yr[i] = 12345.0f;
 
     kern_matmul_on(p, tp, x, M, K, ldx, w, t, N, use_bias ? bias : NULL, y, ldy, work);
     kern_matmul_ref(x, M, K, ldx, w, t, N, use_bias ? bias : NULL, yr, ldy);
@@ -66,7 +71,8 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
     for (int m = 0; m < M && bad < 3; m++) {
         for (int n = 0; n < N && bad < 3; n++) {
             double mag = 0;
-            for (int k = 0; k < K; k++) mag += fabs((double)x[(size_t)m * ldx + k] * wf[(size_t)n * K + k]);
+            for (int k = 0; k < K; k++)
+                mag += fabs((double)x[(size_t)m * ldx + k] * wf[(size_t)n * K + k]);
             double tol = 2.0 * (K + 16) * ldexp(1.0, -24) * (mag + (use_bias ? fabs(bias[n]) : 0));
             double d = fabs((double)y[(size_t)m * ldy + n] - yr[(size_t)m * ldy + n]);
             if (!(d <= tol)) {
@@ -92,8 +98,10 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int
     float *y2 = malloc((size_t)MB * N * sizeof(float));
     float *ysub = malloc((size_t)MB * N * sizeof(float));
     float *xsub = malloc((size_t)MB * K * sizeof(float));
-    for (int i = 0; i < MB * K; i++) x[i] = rndf();
-    for (int i = 0; i < N; i++) bias[i] = rndf();
+    for (int i = 0; i < MB * K; i++)
+        x[i] = rndf();
+    for (int i = 0; i < N; i++)
+        bias[i] = rndf();
     void *w = make_w(t, N, K, wf);
     void *work = malloc(kern_matmul_work_size(MB, K, DTYPE_BF16));
 
@@ -113,13 +121,15 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int
             memcpy(xsub, x + (size_t)first * K, (size_t)sz * K * sizeof(float));
             for (int th = 0; th < 2; th++) {
                 kern_matmul_on(p, th ? tp2 : NULL, xsub, sz, K, K, w, t, N, bias, ysub, N, work);
-                CHECK_MSG(memcmp(ysub + (size_t)off * N, yfull + (size_t)r * N, (size_t)N * sizeof(float)) == 0,
+                CHECK_MSG(memcmp(ysub + (size_t)off * N, yfull + (size_t)r * N,
+                                 (size_t)N * sizeof(float)) == 0,
                           "%s %s K=%d N=%d: row %d in a batch of %d at %d (%d threads)",
                           kern_mm_path_name(p), dtype_name(t), K, N, r, sz, off, th + 1);
             }
         }
     }
-    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), free(w), free(work);
+    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), free(w),
+        free(work);
 }
 
 static void test_conversions(kern_mm_path p) {
@@ -127,7 +137,8 @@ static void test_conversions(kern_mm_path p) {
     uint16_t *h = malloc(NB * 2), *h1 = malloc(NB * 2), *h2 = malloc(NB * 2);
     float *f = malloc(NB * 4), *f1 = malloc(NB * 4), *f2 = malloc(NB * 4);
     /* every 16-bit pattern, then a few more so the length is not a multiple of the vector */
-    for (int i = 0; i < NB; i++) h[i] = (uint16_t)i;
+    for (int i = 0; i < NB; i++)
+        h[i] = (uint16_t)i;
     for (int d = 1; d < 3; d++) {
         dtype t = dtypes[d];
         kern_to_f32_on(p, h, t, NB, f1);
@@ -148,8 +159,11 @@ static void test_conversions(kern_mm_path p) {
                                        0x3f808000, 0x3f818000, 0x3f80c000, 0x3f807fff};
     int ns = (int)(sizeof special / sizeof *special);
     for (int i = 0; i < NB; i++) {
-        uint32_t u = i < ns ? special[i] : (i & 1) ? rnd32() : ((uint32_t)rnd32() & 0xffff0000u) | (i & 3 ? 0x8000 : 0x7fff);
-        if (i % 7 == 0 && i >= ns) u = (rnd32() & 0x80000000u) | (0x33000000u + rnd32() % 0x14800000u); /* f16 range */
+        uint32_t u = i < ns    ? special[i]
+                     : (i & 1) ? rnd32()
+                               : ((uint32_t)rnd32() & 0xffff0000u) | (i & 3 ? 0x8000 : 0x7fff);
+        if (i % 7 == 0 && i >= ns)
+            u = (rnd32() & 0x80000000u) | (0x33000000u + rnd32() % 0x14800000u); /* f16 range */
         memcpy(&f[i], &u, 4);
     }
     for (int d = 1; d < 3; d++) {
@@ -209,11 +223,13 @@ int main(void) {
     test_vs_ref(kern_mm_best_path(), tp2, DTYPE_BF16, 9, 77, 33, 1);
     {
         float x[40], wf[40 * 3], y[3], yr[3];
-        for (int i = 0; i < 40; i++) x[i] = rndf();
+        for (int i = 0; i < 40; i++)
+            x[i] = rndf();
         void *w = make_w(DTYPE_F16, 3, 40, wf);
         kern_matmul(tp2, x, 1, 40, 40, w, DTYPE_F16, 3, NULL, y, 3, NULL);
         kern_matmul_ref(x, 1, 40, 40, w, DTYPE_F16, 3, NULL, yr, 3);
-        for (int n = 0; n < 3; n++) CHECK(fabsf(y[n] - yr[n]) <= 1e-5f * 40);
+        for (int n = 0; n < 3; n++)
+            CHECK(fabsf(y[n] - yr[n]) <= 1e-5f * 40);
         free(w);
     }
     CHECK(kern_matmul_work_size(4, 33, DTYPE_F32) == 0);
