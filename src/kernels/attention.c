@@ -6,8 +6,8 @@
 
 #include "base/cpu.h"
 
-void kern_attention_rows_avx2(const attn_batch *a, long lo, long hi, float *scratch);
-void kern_attention_rows_avx512(const attn_batch *a, long lo, long hi, float *scratch);
+void kern_attention_rows_avx2(const attn_batch *a, long lo, long hi, long step, float *scratch);
+void kern_attention_rows_avx512(const attn_batch *a, long lo, long hi, long step, float *scratch);
 
 size_t attn_scratch_floats(int n_ctx, int block_size, int hd, int group) {
     size_t n_pad = ((size_t)n_ctx + block_size + 15) & ~(size_t)15;
@@ -16,13 +16,13 @@ size_t attn_scratch_floats(int n_ctx, int block_size, int hd, int group) {
 
 static void attn_worker(void *ctx, int ith, int nth) {
     const attn_batch *a = ctx;
-    long lo, hi;
-    tp_split((long)a->n_tokens * a->n_kv_heads, 1, ith, nth, &lo, &hi);
+    /* round-robin, not contiguous ranges: later tokens of a causal prefill cost more */
+    long lo = ith, hi = (long)a->n_tokens * a->n_kv_heads, step = nth;
     float *scratch = a->scratch + (size_t)ith * a->scratch_per_thread;
     const cpu_features *f = cpu_get();
-    if (f->avx512f) kern_attention_rows_avx512(a, lo, hi, scratch);
-    else if (f->avx2) kern_attention_rows_avx2(a, lo, hi, scratch);
-    else kern_attention_rows_generic(a, lo, hi, scratch);
+    if (f->avx512f) kern_attention_rows_avx512(a, lo, hi, step, scratch);
+    else if (f->avx2) kern_attention_rows_avx2(a, lo, hi, step, scratch);
+    else kern_attention_rows_generic(a, lo, hi, step, scratch);
 }
 
 void kern_attention(threadpool *tp, const attn_batch *a) {

@@ -116,7 +116,8 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
     }
 }
 
-void ATTN_FN(kern_attention_rows)(const attn_batch *a, long lo, long hi, float *scratch) {
-    for (long i = lo; i < hi; i++)
+/* items i = lo, lo + step, ... < hi, item = (token, kv head) */
+void ATTN_FN(kern_attention_rows)(const attn_batch *a, long lo, long hi, long step, float *scratch) {
+    for (long i = lo; i < hi; i += step)
         ATTN_FN(kv_group)(a, (int)(i / a->n_kv_heads), (int)(i % a->n_kv_heads), scratch);
 }
