@@ -50,6 +50,7 @@ typedef struct cllm_model cllm_model;
 typedef struct cllm_model_params {
     int n_threads;           /* <= 0: number of online CPUs */
     int require_tokenizer;   /* fail if the folder has no tokenizer */
+    int skip_tokenizer;      /* do not load the tokenizer (token ids in and out only) */
 } cllm_model_params;
 
 cllm_model_params cllm_model_default_params(void);

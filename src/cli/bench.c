@@ -75,6 +75,7 @@ int cmd_bench(int argc, char **argv) {
 
     cllm_model_params mp = cllm_model_default_params();
     mp.n_threads = (int)threads;
+    mp.skip_tokenizer = 1;
     cllm_model *m;
     if (cllm_model_load(model, &mp, &m)) { cli_fail("%s", cllm_last_error()); goto out; }
     cllm_model_info info;

@@ -4,13 +4,14 @@
 #include "base/clock.h"
 #include "base/error.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 cllm_model_params cllm_model_default_params(void) {
-    cllm_model_params p = {.n_threads = 0, .require_tokenizer = 0};
+    cllm_model_params p = {.n_threads = 0, .require_tokenizer = 0, .skip_tokenizer = 0};
     return p;
 }
 
@@ -53,8 +54,11 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
     if ((st = model_config_load(path, &m->cfg)) || (st = st_open_dir(path, &m->st)) ||
         (st = model_weights_bind(&m->cfg, &m->st, &m->w)) || (st = rope_init(m)))
         goto fail;
-    st = tok_load_dir(path, &m->tok);
-    if (st == CLLM_ERR_NOT_FOUND && !p->require_tokenizer) {
+    st = p->skip_tokenizer ? CLLM_ERR_NOT_FOUND : tok_load_dir(path, &m->tok);
+    /* parsing tokenizer.json frees tens of MiB of JSON nodes: give them back to the OS so they
+     * don't count on top of the weights in the resident set */
+    malloc_trim(0);
+    if (st == CLLM_ERR_NOT_FOUND && (!p->require_tokenizer || p->skip_tokenizer)) {
         m->tok = NULL;
     } else if (st) {
         goto fail;
