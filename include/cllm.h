@@ -48,9 +48,9 @@ void cllm_free(void *p);
 typedef struct cllm_model cllm_model;
 
 typedef struct cllm_model_params {
-    int n_threads;           /* <= 0: number of online CPUs */
-    int require_tokenizer;   /* fail if the folder has no tokenizer */
-    int skip_tokenizer;      /* do not load the tokenizer (token ids in and out only) */
+    int n_threads;         /* <= 0: number of online CPUs */
+    int require_tokenizer; /* fail if the folder has no tokenizer */
+    int skip_tokenizer;    /* do not load the tokenizer (token ids in and out only) */
 } cllm_model_params;
 
 cllm_model_params cllm_model_default_params(void);
@@ -61,7 +61,7 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
 void cllm_model_free(cllm_model *m);
 
 typedef struct cllm_model_info {
-    char arch[64];          /* "LlamaForCausalLM", ... */
+    char arch[64]; /* "LlamaForCausalLM", ... */
     int n_layers, n_heads, n_kv_heads, head_dim, hidden, intermediate, vocab_size, max_ctx;
     char weight_dtypes[32]; /* e.g. "bf16" or "f32+bf16" */
     int64_t n_params;
@@ -88,14 +88,14 @@ cllm_status cllm_detokenize(const cllm_model *m, const int32_t *ids, size_t n, i
 /* ---- sampling ---- */
 
 typedef struct cllm_sampling_params {
-    float temperature;        /* <= 0: greedy */
-    int top_k;                /* <= 0: off */
-    float top_p;              /* >= 1: off */
-    float min_p;              /* <= 0: off */
-    float repeat_penalty;     /* 1: off (llama.cpp semantics) */
-    int repeat_last_n;        /* window for the three penalties; -1: whole context */
-    float presence_penalty;   /* 0: off (OpenAI semantics) */
-    float frequency_penalty;  /* 0: off */
+    float temperature;       /* <= 0: greedy */
+    int top_k;               /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off (llama.cpp semantics) */
+    int repeat_last_n;       /* window for the three penalties; -1: whole context */
+    float presence_penalty;  /* 0: off (OpenAI semantics) */
+    float frequency_penalty; /* 0: off */
     uint64_t seed;
 } cllm_sampling_params;
 
@@ -106,10 +106,10 @@ cllm_sampling_params cllm_sampling_default_params(void);
 typedef enum cllm_kv_type { CLLM_KV_AUTO = 0, CLLM_KV_F32, CLLM_KV_F16, CLLM_KV_BF16 } cllm_kv_type;
 
 typedef struct cllm_session_params {
-    int n_ctx;          /* tokens of KV cache; <= 0: the model's context length (capped at 4096) */
-    int block_size;     /* tokens per KV block (default 16) */
+    int n_ctx;      /* tokens of KV cache; <= 0: the model's context length (capped at 4096) */
+    int block_size; /* tokens per KV block (default 16) */
     cllm_kv_type kv_type;
-    int n_batch;        /* max prompt tokens per forward call (default 512) */
+    int n_batch; /* max prompt tokens per forward call (default 512) */
 } cllm_session_params;
 
 cllm_session_params cllm_session_default_params(void);
@@ -118,14 +118,19 @@ typedef struct cllm_session cllm_session;
 cllm_status cllm_session_create(cllm_model *m, const cllm_session_params *p, cllm_session **out);
 void cllm_session_free(cllm_session *s);
 
-typedef enum cllm_finish { CLLM_FINISH_LENGTH = 0, CLLM_FINISH_EOS, CLLM_FINISH_STOP, CLLM_FINISH_ABORT } cllm_finish;
+typedef enum cllm_finish {
+    CLLM_FINISH_LENGTH = 0,
+    CLLM_FINISH_EOS,
+    CLLM_FINISH_STOP,
+    CLLM_FINISH_ABORT
+} cllm_finish;
 
 typedef struct cllm_gen_params {
-    int max_tokens;             /* new tokens */
-    const char *const *stop;    /* stop strings (not emitted) */
+    int max_tokens;          /* new tokens */
+    const char *const *stop; /* stop strings (not emitted) */
     int n_stop;
     int ignore_eos;
-    float *logits_out;          /* optional: max_tokens * vocab floats, the logits of each step */
+    float *logits_out; /* optional: max_tokens * vocab floats, the logits of each step */
 } cllm_gen_params;
 
 typedef struct cllm_gen_stats {

@@ -29,19 +29,30 @@ void err_prefix(const char *fmt, ...) {
     snprintf(g_msg + pl + 2, sizeof g_msg - pl - 2, "%.*s", (int)(sizeof g_msg - pl - 3), old);
 }
 
-const char *cllm_last_error(void) { return g_msg; }
+const char *cllm_last_error(void) {
+    return g_msg;
+}
 
 const char *cllm_status_str(cllm_status s) {
     switch (s) {
-    case CLLM_OK: return "ok";
-    case CLLM_ERR_INVALID_ARG: return "invalid argument";
-    case CLLM_ERR_IO: return "i/o error";
-    case CLLM_ERR_FORMAT: return "bad file format";
-    case CLLM_ERR_UNSUPPORTED: return "unsupported";
-    case CLLM_ERR_NOMEM: return "out of memory";
-    case CLLM_ERR_NOT_FOUND: return "not found";
-    case CLLM_ERR_LIMIT: return "limit exceeded";
-    case CLLM_ERR_INTERNAL: return "internal error";
+    case CLLM_OK:
+        return "ok";
+    case CLLM_ERR_INVALID_ARG:
+        return "invalid argument";
+    case CLLM_ERR_IO:
+        return "i/o error";
+    case CLLM_ERR_FORMAT:
+        return "bad file format";
+    case CLLM_ERR_UNSUPPORTED:
+        return "unsupported";
+    case CLLM_ERR_NOMEM:
+        return "out of memory";
+    case CLLM_ERR_NOT_FOUND:
+        return "not found";
+    case CLLM_ERR_LIMIT:
+        return "limit exceeded";
+    case CLLM_ERR_INTERNAL:
+        return "internal error";
     }
     return "unknown status";
 }

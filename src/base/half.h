@@ -53,7 +53,7 @@ static inline uint16_t f32_to_f16(float f) {
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);
     if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520 -> inf */
     if (a < 0x38800000u) {                                  /* below smallest normal 2^-14 */
-        if (a < 0x33000000u) return (uint16_t)sign;          /* < 2^-25 rounds to 0 */
+        if (a < 0x33000000u) return (uint16_t)sign;         /* < 2^-25 rounds to 0 */
         uint32_t e = a >> 23, man = (a & 0x7fffff) | 0x800000;
         /* value = man * 2^(e-150); in units of 2^-24: man * 2^(e-126) */
         uint32_t sh = 126 - e; /* >= 1 */

@@ -50,8 +50,10 @@ static void *worker_main(void *p) {
                !atomic_load(&tp->quit)) {
             if (++spins < SPIN_ITERS) {
                 /* past a short pure spin, yield so an oversubscribed machine keeps moving */
-                if (spins > 1000) sched_yield();
-                else CPU_RELAX();
+                if (spins > 1000)
+                    sched_yield();
+                else
+                    CPU_RELAX();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
@@ -87,7 +89,8 @@ cllm_status tp_create(int n_threads, threadpool **out) {
     }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
-        if (!wa || (wa->tp = tp, wa->ith = i, pthread_create(&tp->threads[i], NULL, worker_main, wa))) {
+        if (!wa ||
+            (wa->tp = tp, wa->ith = i, pthread_create(&tp->threads[i], NULL, worker_main, wa))) {
             free(wa);
             tp->n = i;
             tp_free(tp);
@@ -104,14 +107,17 @@ void tp_free(threadpool *tp) {
     atomic_store(&tp->quit, true);
     pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
-    for (int i = 1; i < tp->n; i++) pthread_join(tp->threads[i], NULL);
+    for (int i = 1; i < tp->n; i++)
+        pthread_join(tp->threads[i], NULL);
     pthread_mutex_destroy(&tp->mu);
     pthread_cond_destroy(&tp->cv);
     free(tp->threads);
     free(tp);
 }
 
-int tp_size(const threadpool *tp) { return tp ? tp->n : 1; }
+int tp_size(const threadpool *tp) {
+    return tp ? tp->n : 1;
+}
 
 void tp_run(threadpool *tp, tp_fn fn, void *ctx) {
     if (!tp || tp->n == 1) {
@@ -129,8 +135,10 @@ void tp_run(threadpool *tp, tp_fn fn, void *ctx) {
     }
     fn(ctx, 0, tp->n);
     for (int spins = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; spins++) {
-        if (spins > 1000) sched_yield();
-        else CPU_RELAX();
+        if (spins > 1000)
+            sched_yield();
+        else
+            CPU_RELAX();
     }
 }
 

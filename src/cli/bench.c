@@ -11,11 +11,14 @@
 #include <string.h>
 
 static const char *k_bench_help =
-    "usage: cllm bench -m MODEL_DIR [-p N[,N...]] [-n N[,N...]] [-t N] [-r N] [-b N] [--kv-type T]\n"
+    "usage: cllm bench -m MODEL_DIR [-p N[,N...]] [-n N[,N...]] [-t N] [-r N] [-b N] [--kv-type "
+    "T]\n"
     "\n"
     "  -m, --model DIR         model folder (a tokenizer is not needed)\n"
-    "  -p, --n-prompt LIST     prompt lengths to test (ppN: N tokens in batches of -b); default 512\n"
-    "  -n, --n-gen LIST        generation lengths to test (tgN: N single-token steps); default 128\n"
+    "  -p, --n-prompt LIST     prompt lengths to test (ppN: N tokens in batches of -b); default "
+    "512\n"
+    "  -n, --n-gen LIST        generation lengths to test (tgN: N single-token steps); default "
+    "128\n"
     "  -t, --threads N         threads (default: number of CPUs)\n"
     "  -r, --repetitions N     repetitions per test after one warm-up run (default 5)\n"
     "  -b, --batch-size N      prompt batch size (default 512)\n"
@@ -25,9 +28,11 @@ static const char *k_bench_help =
 
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
-    for (int i = 0; i < n; i++) s += v[i];
+    for (int i = 0; i < n; i++)
+        s += v[i];
     *mean = s / n;
-    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    for (int i = 0; i < n; i++)
+        q += (v[i] - *mean) * (v[i] - *mean);
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0.0;
 }
 
@@ -56,40 +61,81 @@ int cmd_bench(int argc, char **argv) {
             goto out;
         }
         if (!(v = cli_value(argc, argv, &i))) goto out;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) { free(pp); if (!cli_int_list(a, v, 0, 1 << 20, &pp, &npp)) goto out; }
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) { free(tg); if (!cli_int_list(a, v, 0, 1 << 20, &tg, &ntg)) goto out; }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (!cli_int(a, v, 1, 256, &threads)) goto out; }
-        else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) { if (!cli_int(a, v, 1, 1000, &reps)) goto out; }
-        else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) { if (!cli_int(a, v, 1, 65536, &batch)) goto out; }
-        else if (!strcmp(a, "--kv-type")) {
-            if (!strcmp(v, "f32")) kv_type = CLLM_KV_F32;
-            else if (!strcmp(v, "f16")) kv_type = CLLM_KV_F16;
-            else if (!strcmp(v, "bf16")) kv_type = CLLM_KV_BF16;
-            else { cli_fail("--kv-type: expected f32, f16 or bf16"); goto out; }
-        } else { cli_fail("bench: unknown option '%s' (see cllm bench --help)", a); goto out; }
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            model = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            free(pp);
+            if (!cli_int_list(a, v, 0, 1 << 20, &pp, &npp)) goto out;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            free(tg);
+            if (!cli_int_list(a, v, 0, 1 << 20, &tg, &ntg)) goto out;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!cli_int(a, v, 1, 256, &threads)) goto out;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+            if (!cli_int(a, v, 1, 1000, &reps)) goto out;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            if (!cli_int(a, v, 1, 65536, &batch)) goto out;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!strcmp(v, "f32"))
+                kv_type = CLLM_KV_F32;
+            else if (!strcmp(v, "f16"))
+                kv_type = CLLM_KV_F16;
+            else if (!strcmp(v, "bf16"))
+                kv_type = CLLM_KV_BF16;
+            else {
+                cli_fail("--kv-type: expected f32, f16 or bf16");
+                goto out;
+            }
+        } else {
+            cli_fail("bench: unknown option '%s' (see cllm bench --help)", a);
+            goto out;
+        }
     }
-    if (!model) { cli_fail("bench: -m MODEL_DIR is required"); goto out; }
-    if (!pp) { pp = malloc(sizeof(long)); pp[0] = 512; npp = 1; }
-    if (!tg) { tg = malloc(sizeof(long)); tg[0] = 128; ntg = 1; }
+    if (!model) {
+        cli_fail("bench: -m MODEL_DIR is required");
+        goto out;
+    }
+    if (!pp) {
+        pp = malloc(sizeof(long));
+        pp[0] = 512;
+        npp = 1;
+    }
+    if (!tg) {
+        tg = malloc(sizeof(long));
+        tg[0] = 128;
+        ntg = 1;
+    }
 
     cllm_model_params mp = cllm_model_default_params();
     mp.n_threads = (int)threads;
     mp.skip_tokenizer = 1;
     cllm_model *m;
-    if (cllm_model_load(model, &mp, &m)) { cli_fail("%s", cllm_last_error()); goto out; }
+    if (cllm_model_load(model, &mp, &m)) {
+        cli_fail("%s", cllm_last_error());
+        goto out;
+    }
     cllm_model_info info;
     cllm_model_get_info(m, &info);
     long max_n = 1;
-    for (int i = 0; i < npp; i++) max_n = pp[i] > max_n ? pp[i] : max_n;
-    for (int i = 0; i < ntg; i++) max_n = tg[i] > max_n ? tg[i] : max_n;
-    if (max_n > info.max_ctx) { cli_fail("bench: %ld tokens exceed the model's context %d", max_n, info.max_ctx); cllm_model_free(m); goto out; }
+    for (int i = 0; i < npp; i++)
+        max_n = pp[i] > max_n ? pp[i] : max_n;
+    for (int i = 0; i < ntg; i++)
+        max_n = tg[i] > max_n ? tg[i] : max_n;
+    if (max_n > info.max_ctx) {
+        cli_fail("bench: %ld tokens exceed the model's context %d", max_n, info.max_ctx);
+        cllm_model_free(m);
+        goto out;
+    }
     cllm_session_params sp = cllm_session_default_params();
     sp.n_ctx = (int)max_n;
     sp.n_batch = (int)batch;
     sp.kv_type = kv_type;
     cllm_session *s;
-    if (cllm_session_create(m, &sp, &s)) { cli_fail("%s", cllm_last_error()); cllm_model_free(m); goto out; }
+    if (cllm_session_create(m, &sp, &s)) {
+        cli_fail("%s", cllm_last_error());
+        cllm_model_free(m);
+        goto out;
+    }
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_n);
     double *t = malloc(sizeof(double) * (size_t)reps);
     uint64_t x = 0x9e3779b97f4a7c15ull;
@@ -107,10 +153,16 @@ int cmd_bench(int argc, char **argv) {
         for (int k = 0; k < nl; k++) {
             if (list[k] == 0) continue;
             int n = (int)list[k];
-            if (run_test(s, ids, n, !pass) < 0) { cli_fail("%s", cllm_last_error()); goto done; }
+            if (run_test(s, ids, n, !pass) < 0) {
+                cli_fail("%s", cllm_last_error());
+                goto done;
+            }
             for (int r = 0; r < reps; r++) {
                 double sec = run_test(s, ids, n, !pass);
-                if (sec < 0) { cli_fail("%s", cllm_last_error()); goto done; }
+                if (sec < 0) {
+                    cli_fail("%s", cllm_last_error());
+                    goto done;
+                }
                 t[r] = n / sec;
             }
             double mean, sd;

@@ -47,7 +47,8 @@ int cmd_info(int argc, char **argv) {
     printf("tied embeddings:    %s\n", o.tied_embeddings ? "yes" : "no");
     printf("weight dtypes:      %s\n", o.weight_dtypes);
     printf("parameters:         %lld (%.2f M)\n", (long long)o.n_params, o.n_params / 1e6);
-    printf("weight bytes:       %lld (%.2f MiB)\n", (long long)o.weight_bytes, o.weight_bytes / 1048576.0);
+    printf("weight bytes:       %lld (%.2f MiB)\n", (long long)o.weight_bytes,
+           o.weight_bytes / 1048576.0);
     printf("kv bytes per token: %lld (f32), %lld (f16/bf16)\n", (long long)o.kv_bytes_per_token_f32,
            (long long)o.kv_bytes_per_token_f32 / 2);
     printf("tokenizer:          %s\n", o.has_tokenizer ? "yes" : "no");

@@ -46,7 +46,8 @@ bool cli_int_list(const char *opt, const char *s, long lo, long hi, long **out, 
     *out = NULL;
     *n = 0;
     size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
     long *v = malloc(cap * sizeof(long));
     if (!v) return false;
     const char *p = s;
@@ -56,7 +57,8 @@ bool cli_int_list(const char *opt, const char *s, long lo, long hi, long **out, 
         long x = strtol(p, &end, 10);
         if (errno || end == p || x < lo || x > hi || (*end && *end != ',')) {
             free(v);
-            cli_fail("%s: expected comma-separated integers in [%ld, %ld], got '%s'", opt, lo, hi, s);
+            cli_fail("%s: expected comma-separated integers in [%ld, %ld], got '%s'", opt, lo, hi,
+                     s);
             return false;
         }
         v[(*n)++] = x;
@@ -77,13 +79,28 @@ void cli_unescape(char *s) {
         if (*r == '\\' && r[1]) {
             r++;
             switch (*r) {
-            case 'n': *w++ = '\n'; break;
-            case 't': *w++ = '\t'; break;
-            case 'r': *w++ = '\r'; break;
-            case '\\': *w++ = '\\'; break;
-            case '"': *w++ = '"'; break;
-            case '\'': *w++ = '\''; break;
-            default: *w++ = '\\'; *w++ = *r; break;
+            case 'n':
+                *w++ = '\n';
+                break;
+            case 't':
+                *w++ = '\t';
+                break;
+            case 'r':
+                *w++ = '\r';
+                break;
+            case '\\':
+                *w++ = '\\';
+                break;
+            case '"':
+                *w++ = '"';
+                break;
+            case '\'':
+                *w++ = '\'';
+                break;
+            default:
+                *w++ = '\\';
+                *w++ = *r;
+                break;
             }
         } else {
             *w++ = *r;

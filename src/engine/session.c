@@ -29,9 +29,15 @@ cllm_session_params cllm_session_default_params(void) {
 }
 
 cllm_sampling_params cllm_sampling_default_params(void) {
-    cllm_sampling_params p = {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
-                              .repeat_penalty = 1.0f, .repeat_last_n = 64, .presence_penalty = 0.0f,
-                              .frequency_penalty = 0.0f, .seed = 0};
+    cllm_sampling_params p = {.temperature = 0.8f,
+                              .top_k = 40,
+                              .top_p = 0.95f,
+                              .min_p = 0.05f,
+                              .repeat_penalty = 1.0f,
+                              .repeat_last_n = 64,
+                              .presence_penalty = 0.0f,
+                              .frequency_penalty = 0.0f,
+                              .seed = 0};
     return p;
 }
 
@@ -42,14 +48,19 @@ cllm_status cllm_session_create(cllm_model *m, const cllm_session_params *pp, cl
     if (p.block_size <= 0) p.block_size = 16;
     if (p.n_batch <= 0) p.n_batch = 512;
     if (p.block_size > 1024 || p.n_batch > 65536)
-        return err_set(CLLM_ERR_INVALID_ARG, "block size %d / batch %d too large", p.block_size, p.n_batch);
+        return err_set(CLLM_ERR_INVALID_ARG, "block size %d / batch %d too large", p.block_size,
+                       p.n_batch);
     int n_ctx = p.n_ctx > 0 ? p.n_ctx : (c->max_ctx < 4096 ? c->max_ctx : 4096);
     if (n_ctx > c->max_ctx)
-        return err_set(CLLM_ERR_LIMIT, "context %d exceeds the model's maximum %d", n_ctx, c->max_ctx);
+        return err_set(CLLM_ERR_LIMIT, "context %d exceeds the model's maximum %d", n_ctx,
+                       c->max_ctx);
     dtype dt = m->w.tok_embd.dt;
-    if (p.kv_type == CLLM_KV_F32) dt = DTYPE_F32;
-    else if (p.kv_type == CLLM_KV_F16) dt = DTYPE_F16;
-    else if (p.kv_type == CLLM_KV_BF16) dt = DTYPE_BF16;
+    if (p.kv_type == CLLM_KV_F32)
+        dt = DTYPE_F32;
+    else if (p.kv_type == CLLM_KV_F16)
+        dt = DTYPE_F16;
+    else if (p.kv_type == CLLM_KV_BF16)
+        dt = DTYPE_BF16;
     cllm_session *s = calloc(1, sizeof *s);
     if (!s) return err_set(CLLM_ERR_NOMEM, "out of memory");
     s->m = m;
@@ -105,7 +116,8 @@ static cllm_status eval(cllm_session *s, const int32_t *ids, size_t n, int pos0)
             s->tables[i] = s->seq.blocks;
             s->want[i] = off + i == n - 1;
         }
-        fwd_batch b = {.n = k, .tokens = s->tok, .pos = s->pos, .tables = s->tables, .want_logits = s->want};
+        fwd_batch b = {
+            .n = k, .tokens = s->tok, .pos = s->pos, .tables = s->tables, .want_logits = s->want};
         if ((st = model_forward(s->m, s->fs, s->kv, &b, s->logits))) return st;
     }
     return CLLM_OK;
@@ -114,20 +126,24 @@ static cllm_status eval(cllm_session *s, const int32_t *ids, size_t n, int pos0)
 static cllm_status check_ids(const cllm_session *s, const int32_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= s->m->cfg.vocab)
-            return err_set(CLLM_ERR_INVALID_ARG, "token id %d out of range (vocab %d)", ids[i], s->m->cfg.vocab);
+            return err_set(CLLM_ERR_INVALID_ARG, "token id %d out of range (vocab %d)", ids[i],
+                           s->m->cfg.vocab);
     return CLLM_OK;
 }
 
 cllm_status cllm_session_eval(cllm_session *s, const int32_t *ids, size_t n, int pos0) {
     if (n == 0 || pos0 < 0 || (size_t)pos0 + n > (size_t)s->n_ctx)
-        return err_set(CLLM_ERR_LIMIT, "eval of %zu tokens at %d exceeds the context %d", n, pos0, s->n_ctx);
+        return err_set(CLLM_ERR_LIMIT, "eval of %zu tokens at %d exceeds the context %d", n, pos0,
+                       s->n_ctx);
     cllm_status st = check_ids(s, ids, n);
     if (st) return st;
     if (pos0 == 0) kv_seq_release(s->kv, &s->seq);
     return eval(s, ids, n, pos0);
 }
 
-const float *cllm_session_logits(const cllm_session *s) { return s->logits; }
+const float *cllm_session_logits(const cllm_session *s) {
+    return s->logits;
+}
 
 static bool is_eos(const cllm_session *s, int32_t id) {
     const model_config *c = &s->m->cfg;
@@ -143,12 +159,15 @@ cllm_status cllm_generate(cllm_session *s, const int32_t *prompt, size_t n_promp
     if (!stats) stats = &dummy;
     memset(stats, 0, sizeof *stats);
     const int vocab = s->m->cfg.vocab;
-    if (n_prompt == 0) return err_set(CLLM_ERR_INVALID_ARG, "empty prompt: at least one token is needed");
-    if (gp->max_tokens < 0) return err_set(CLLM_ERR_INVALID_ARG, "max tokens %d < 0", gp->max_tokens);
+    if (n_prompt == 0)
+        return err_set(CLLM_ERR_INVALID_ARG, "empty prompt: at least one token is needed");
+    if (gp->max_tokens < 0)
+        return err_set(CLLM_ERR_INVALID_ARG, "max tokens %d < 0", gp->max_tokens);
     if (n_prompt + (size_t)gp->max_tokens > (size_t)s->n_ctx)
         return err_set(CLLM_ERR_LIMIT, "prompt %zu + max tokens %d > context %d", n_prompt,
                        gp->max_tokens, s->n_ctx);
-    if (gp->n_stop && !s->m->tok) return err_set(CLLM_ERR_INVALID_ARG, "stop strings need a tokenizer");
+    if (gp->n_stop && !s->m->tok)
+        return err_set(CLLM_ERR_INVALID_ARG, "stop strings need a tokenizer");
     cllm_status st = check_ids(s, prompt, n_prompt);
     if (st) return st;
     sampler *smp = NULL;
@@ -158,7 +177,8 @@ cllm_status cllm_generate(cllm_session *s, const int32_t *prompt, size_t n_promp
     if (s->ts && (st = tok_stream_reset(s->ts, prompt, n_prompt))) goto done;
     kv_seq_release(s->kv, &s->seq);
     if ((st = kv_seq_reserve(s->kv, &s->seq, (int)n_prompt + gp->max_tokens))) goto done;
-    for (size_t i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);
+    for (size_t i = 0; i < n_prompt; i++)
+        sampler_accept(smp, prompt[i]);
 
     double t0 = clock_now();
     stats->n_prompt = (int)n_prompt;
@@ -168,7 +188,8 @@ cllm_status cllm_generate(cllm_session *s, const int32_t *prompt, size_t n_promp
     double t1 = clock_now();
     stats->t_prompt = t1 - t0;
     for (int i = 0; i < gp->max_tokens; i++) {
-        if (gp->logits_out) memcpy(gp->logits_out + (size_t)i * vocab, s->logits, sizeof(float) * vocab);
+        if (gp->logits_out)
+            memcpy(gp->logits_out + (size_t)i * vocab, s->logits, sizeof(float) * vocab);
         int32_t id = sampler_sample(smp, s->logits);
         sampler_accept(smp, id);
         stats->n_gen++;

@@ -27,7 +27,9 @@ void stop_free(stop_matcher *sm) {
     memset(sm, 0, sizeof *sm);
 }
 
-void stop_reset(stop_matcher *sm) { sm->len = sm->out_len = 0; }
+void stop_reset(stop_matcher *sm) {
+    sm->len = sm->out_len = 0;
+}
 
 /* drop what was handed out last time */
 static void consume(stop_matcher *sm) {

@@ -19,8 +19,8 @@ typedef struct stop_matcher {
 cllm_status stop_init(stop_matcher *sm, const char *const *stops, int n_stops);
 void stop_free(stop_matcher *sm);
 void stop_reset(stop_matcher *sm);
-/* Add text; out / out_len receive what can be emitted now. Returns true when a stop string was found
- * (then *out is the text before it, and the rest is dropped). */
+/* Add text; out / out_len receive what can be emitted now. Returns true when a stop string was
+ * found (then *out is the text before it, and the rest is dropped). */
 bool stop_push(stop_matcher *sm, const char *text, size_t len, const char **out, size_t *out_len);
 /* End of generation: everything held back. */
 void stop_flush(stop_matcher *sm, const char **out, size_t *out_len);

@@ -16,9 +16,10 @@ static const struct {
     st_dtype dt;
     int size;
 } k_dtypes[] = {
-    {"F32", ST_F32, 4},   {"F16", ST_F16, 2},   {"BF16", ST_BF16, 2},         {"F64", ST_F64, 8},
-    {"I64", ST_I64, 8},   {"I32", ST_I32, 4},   {"I16", ST_I16, 2},           {"I8", ST_I8, 1},
-    {"U8", ST_U8, 1},     {"BOOL", ST_BOOL, 1}, {"F8_E4M3", ST_F8_E4M3, 1}, {"F8_E5M2", ST_F8_E5M2, 1},
+    {"F32", ST_F32, 4},   {"F16", ST_F16, 2},         {"BF16", ST_BF16, 2},
+    {"F64", ST_F64, 8},   {"I64", ST_I64, 8},         {"I32", ST_I32, 4},
+    {"I16", ST_I16, 2},   {"I8", ST_I8, 1},           {"U8", ST_U8, 1},
+    {"BOOL", ST_BOOL, 1}, {"F8_E4M3", ST_F8_E4M3, 1}, {"F8_E5M2", ST_F8_E5M2, 1},
 };
 
 const char *st_dtype_name(st_dtype t) {
@@ -36,13 +37,15 @@ static cllm_status parse_entry(const mapfile *f, uint64_t data_start, const char
                                tensor *t) {
     const char *path = f->path;
     if (!json_is_object(v))
-        return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", path, name);
+        return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': header entry is not an object", path,
+                       name);
     json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
            *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd) || !json_is_array(js) || !json_is_array(jo) || json_array_size(jo) != 2)
-        return err_set(CLLM_ERR_FORMAT,
-                       "%s: tensor '%s': needs string 'dtype', array 'shape', 2-element 'data_offsets'",
-                       path, name);
+        return err_set(
+            CLLM_ERR_FORMAT,
+            "%s: tensor '%s': needs string 'dtype', array 'shape', 2-element 'data_offsets'", path,
+            name);
     int esize = 0;
     for (size_t i = 0; i < sizeof k_dtypes / sizeof k_dtypes[0]; i++)
         if (strcmp(json_string_value(jd), k_dtypes[i].name) == 0) {
@@ -61,11 +64,13 @@ static cllm_status parse_entry(const mapfile *f, uint64_t data_start, const char
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(js, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
-            return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': shape[%zu] is not a non-negative integer",
-                           path, name, i);
+            return err_set(CLLM_ERR_FORMAT,
+                           "%s: tensor '%s': shape[%zu] is not a non-negative integer", path, name,
+                           i);
         uint64_t dim = (uint64_t)json_integer_value(d);
         if (dim != 0 && nelem > (uint64_t)INT64_MAX / 8 / dim)
-            return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': shape too large (overflow)", path, name);
+            return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': shape too large (overflow)", path,
+                           name);
         nelem *= dim;
         t->shape[i] = (int64_t)dim;
     }
@@ -73,8 +78,8 @@ static cllm_status parse_entry(const mapfile *f, uint64_t data_start, const char
     json_t *jb = json_array_get(jo, 0), *je = json_array_get(jo, 1);
     if (!json_is_integer(jb) || !json_is_integer(je) || json_integer_value(jb) < 0 ||
         json_integer_value(je) < json_integer_value(jb))
-        return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': bad data_offsets (need 0 <= begin <= end)",
-                       path, name);
+        return err_set(CLLM_ERR_FORMAT,
+                       "%s: tensor '%s': bad data_offsets (need 0 <= begin <= end)", path, name);
     uint64_t b = (uint64_t)json_integer_value(jb), e = (uint64_t)json_integer_value(je);
     uint64_t data_size = f->size - data_start;
     if (e > data_size)
@@ -82,9 +87,9 @@ static cllm_status parse_entry(const mapfile *f, uint64_t data_start, const char
                        "%s: tensor '%s': data_offsets end %llu past end of data (%llu bytes)", path,
                        name, (unsigned long long)e, (unsigned long long)data_size);
     if (e - b != nelem * (uint64_t)esize)
-        return err_set(CLLM_ERR_FORMAT,
-                       "%s: tensor '%s': %llu bytes in file but shape x dtype needs %llu", path, name,
-                       (unsigned long long)(e - b), (unsigned long long)(nelem * (uint64_t)esize));
+        return err_set(
+            CLLM_ERR_FORMAT, "%s: tensor '%s': %llu bytes in file but shape x dtype needs %llu",
+            path, name, (unsigned long long)(e - b), (unsigned long long)(nelem * (uint64_t)esize));
     t->data = f->data + data_start + b;
     t->nbytes = e - b;
     t->file = f->path;
@@ -100,10 +105,11 @@ static cllm_status parse_file(st_set *s, int fi) {
         return err_set(CLLM_ERR_FORMAT, "%s: file too short for a safetensors header (%zu bytes)",
                        f->path, f->size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->data[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | f->data[i];
     if (hlen > f->size - 8)
-        return err_set(CLLM_ERR_FORMAT, "%s: header length %llu past end of file (size %zu)", f->path,
-                       (unsigned long long)hlen, f->size);
+        return err_set(CLLM_ERR_FORMAT, "%s: header length %llu past end of file (size %zu)",
+                       f->path, (unsigned long long)hlen, f->size);
     if (hlen > ST_MAX_HEADER)
         return err_set(CLLM_ERR_FORMAT, "%s: header length %llu over the 100 MB limit", f->path,
                        (unsigned long long)hlen);
@@ -248,9 +254,11 @@ cllm_status st_open_dir(const char *dir, st_set *out) {
 
 void st_close(st_set *s) {
     if (!s) return;
-    for (int i = 0; i < s->n_tensors; i++) free(s->tensors[i].name);
+    for (int i = 0; i < s->n_tensors; i++)
+        free(s->tensors[i].name);
     free(s->tensors);
-    for (int i = 0; i < s->n_files; i++) mapfile_close(&s->files[i]);
+    for (int i = 0; i < s->n_files; i++)
+        mapfile_close(&s->files[i]);
     free(s->files);
     memset(s, 0, sizeof *s);
 }

@@ -34,7 +34,9 @@ typedef struct tensor {
     const char *file; /* path of the file holding it (for error messages) */
 } tensor;
 
-static inline int st_dtype_is_float(st_dtype t) { return t <= ST_BF16; }
+static inline int st_dtype_is_float(st_dtype t) {
+    return t <= ST_BF16;
+}
 const char *st_dtype_name(st_dtype t);
 
 #endif

@@ -1,4 +1,5 @@
-/* act_avx512.c - SiLU(gate) * up with AVX-512 (the MLP activation is a visible share of prefill). */
+/* act_avx512.c - SiLU(gate) * up with AVX-512 (the MLP activation is a visible share of prefill).
+ */
 #include "kernels/vexp_avx512.h"
 
 void kern_silu_mul_avx512(float *g, const float *u, int n) {

@@ -20,13 +20,18 @@ static void attn_worker(void *ctx, int ith, int nth) {
     long lo = ith, hi = (long)a->n_tokens * a->n_kv_heads, step = nth;
     float *scratch = a->scratch + (size_t)ith * a->scratch_per_thread;
     const cpu_features *f = cpu_get();
-    if (f->avx512f) kern_attention_rows_avx512(a, lo, hi, step, scratch);
-    else if (f->avx2) kern_attention_rows_avx2(a, lo, hi, step, scratch);
-    else kern_attention_rows_generic(a, lo, hi, step, scratch);
+    if (f->avx512f)
+        kern_attention_rows_avx512(a, lo, hi, step, scratch);
+    else if (f->avx2)
+        kern_attention_rows_avx2(a, lo, hi, step, scratch);
+    else
+        kern_attention_rows_generic(a, lo, hi, step, scratch);
 }
 
 void kern_attention(threadpool *tp, const attn_batch *a) {
     /* a single short row is cheaper on the caller than a pool wake-up */
-    if (a->n_tokens == 1 && a->pos[0] < 64) attn_worker((void *)a, 0, 1);
-    else tp_run(tp, attn_worker, (void *)a);
+    if (a->n_tokens == 1 && a->pos[0] < 64)
+        attn_worker((void *)a, 0, 1);
+    else
+        tp_run(tp, attn_worker, (void *)a);
 }

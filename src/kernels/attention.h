@@ -11,9 +11,9 @@
 
 typedef struct attn_batch {
     int n_tokens;
-    const float *q;               /* [n_tokens][n_heads*hd], RoPE applied */
+    const float *q; /* [n_tokens][n_heads*hd], RoPE applied */
     int ldq;
-    float *out;                   /* [n_tokens][n_heads*hd] */
+    float *out; /* [n_tokens][n_heads*hd] */
     int ldo;
     const int32_t *pos;           /* [n_tokens] position of each query token */
     const int32_t *const *tables; /* [n_tokens] block table of the token's sequence */
@@ -24,9 +24,9 @@ typedef struct attn_batch {
     dtype dt;
     int n_heads, n_kv_heads, hd;
     float scale;
-    int window;                   /* > 0: attend only to the last `window` positions */
-    float *scratch;               /* per thread: scratch_per_thread floats */
-    size_t scratch_per_thread;    /* >= attn_scratch_floats(max_pos + 1, block_size, hd, G) */
+    int window;                /* > 0: attend only to the last `window` positions */
+    float *scratch;            /* per thread: scratch_per_thread floats */
+    size_t scratch_per_thread; /* >= attn_scratch_floats(max_pos + 1, block_size, hd, G) */
 } attn_batch;
 
 /* Scratch floats per thread for contexts up to n_ctx; group = query heads per KV head. */

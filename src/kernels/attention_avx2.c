@@ -17,8 +17,10 @@ static inline void isa_axpy(float *acc, float p, const float *v, int hd) {
     __m256 vp = _mm256_set1_ps(p);
     int d = 0;
     for (; d + 8 <= hd; d += 8)
-        _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(vp, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
-    for (; d < hd; d++) acc[d] += p * v[d];
+        _mm256_storeu_ps(acc + d,
+                         _mm256_fmadd_ps(vp, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
+    for (; d < hd; d++)
+        acc[d] += p * v[d];
 }
 
 #define ATTN_SCORES16 isa_scores16

@@ -9,9 +9,11 @@ static inline void isa_scores16(float *sc, const float *q, const float *kt, int 
     int d = 0;
     for (; d + 2 <= hd; d += 2) {
         a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(kt + (size_t)d * 16), a0);
-        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 1]), _mm512_loadu_ps(kt + (size_t)(d + 1) * 16), a1);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[d + 1]), _mm512_loadu_ps(kt + (size_t)(d + 1) * 16),
+                             a1);
     }
-    for (; d < hd; d++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(kt + (size_t)d * 16), a0);
+    for (; d < hd; d++)
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_loadu_ps(kt + (size_t)d * 16), a0);
     _mm512_storeu_ps(sc, _mm512_add_ps(a0, a1));
 }
 
@@ -36,8 +38,10 @@ static inline void isa_axpy(float *acc, float p, const float *v, int hd) {
     __m512 vp = _mm512_set1_ps(p);
     int d = 0;
     for (; d + 16 <= hd; d += 16)
-        _mm512_storeu_ps(acc + d, _mm512_fmadd_ps(vp, _mm512_loadu_ps(v + d), _mm512_loadu_ps(acc + d)));
-    for (; d < hd; d++) acc[d] += p * v[d];
+        _mm512_storeu_ps(acc + d,
+                         _mm512_fmadd_ps(vp, _mm512_loadu_ps(v + d), _mm512_loadu_ps(acc + d)));
+    for (; d < hd; d++)
+        acc[d] += p * v[d];
 }
 
 #define ATTN_SCORES16 isa_scores16

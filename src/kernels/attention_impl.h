@@ -24,11 +24,13 @@ static inline void ATTN_FN(block_scores)(float *restrict sc, const float *restri
         return;
     }
 #endif
-    for (int s = 0; s < bs; s++) sc[s] = 0.0f;
+    for (int s = 0; s < bs; s++)
+        sc[s] = 0.0f;
     for (int d = 0; d < hd; d++) {
         const float qd = q[d];
         const float *kr = kt + (size_t)d * bs;
-        for (int s = 0; s < bs; s++) sc[s] += qd * kr[s];
+        for (int s = 0; s < bs; s++)
+            sc[s] += qd * kr[s];
     }
 }
 
@@ -51,7 +53,8 @@ static inline void ATTN_FN(axpy)(float *restrict acc, float p, const float *rest
 #ifdef ATTN_AXPY
     ATTN_AXPY(acc, p, v, hd);
 #else
-    for (int d = 0; d < hd; d++) acc[d] += p * v[d];
+    for (int d = 0; d < hd; d++)
+        acc[d] += p * v[d];
 #endif
 }
 
@@ -63,7 +66,8 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
     const int j_first = start - start % bs;
     const int32_t *table = a->tables[t];
     const size_t es = dtype_size(a->dt), blk_elems = (size_t)bs * hd;
-    /* scratch: G rows of scores (stride n_pad), one converted block, G accumulators, block scores */
+    /* scratch: G rows of scores (stride n_pad), one converted block, G accumulators, block scores
+     */
     const size_t n_pad = ((size_t)n + bs + 15) & ~(size_t)15;
     float *scores = scratch, *buf = scores + (size_t)G * n_pad, *acc = buf + blk_elems;
     float *bsc = acc + (size_t)G * hd;
@@ -81,7 +85,8 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
         for (int g = 0; g < G; g++) {
             ATTN_FN(block_scores)(bsc, q0 + (size_t)g * hd, kt, hd, bs);
             float *sg = scores + (size_t)g * n_pad + (j0 - j_first);
-            for (int s = lo; s < hi; s++) sg[s] = bsc[s] * a->scale;
+            for (int s = lo; s < hi; s++)
+                sg[s] = bsc[s] * a->scale;
         }
     }
     (void)es;
@@ -90,7 +95,8 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
     for (int g = 0; g < G; g++) {
         float *sg = scores + (size_t)g * n_pad + off;
         float mx = -INFINITY;
-        for (int j = 0; j < n; j++) mx = sg[j] > mx ? sg[j] : mx;
+        for (int j = 0; j < n; j++)
+            mx = sg[j] > mx ? sg[j] : mx;
         inv[g] = 1.0f / ATTN_FN(exp_sum)(sg, n, mx);
     }
     memset(acc, 0, sizeof(float) * (size_t)G * hd);
@@ -107,17 +113,20 @@ static void ATTN_FN(kv_group)(const attn_batch *a, int t, int kvh, float *scratc
         for (int g = 0; g < G; g++) {
             const float *sg = scores + (size_t)g * n_pad + (j0 - j_first);
             float *ag = acc + (size_t)g * hd;
-            for (int s = lo; s < hi; s++) ATTN_FN(axpy)(ag, sg[s], vf + (size_t)s * hd, hd);
+            for (int s = lo; s < hi; s++)
+                ATTN_FN(axpy)(ag, sg[s], vf + (size_t)s * hd, hd);
         }
     }
     for (int g = 0; g < G; g++) {
         float *o = a->out + (size_t)t * a->ldo + (size_t)(kvh * G + g) * hd;
-        for (int d = 0; d < hd; d++) o[d] = acc[(size_t)g * hd + d] * inv[g];
+        for (int d = 0; d < hd; d++)
+            o[d] = acc[(size_t)g * hd + d] * inv[g];
     }
 }
 
 /* items i = lo, lo + step, ... < hi, item = (token, kv head) */
-void ATTN_FN(kern_attention_rows)(const attn_batch *a, long lo, long hi, long step, float *scratch) {
+void ATTN_FN(kern_attention_rows)(const attn_batch *a, long lo, long hi, long step,
+                                  float *scratch) {
     for (long i = lo; i < hi; i += step)
         ATTN_FN(kv_group)(a, (int)(i / a->n_kv_heads), (int)(i % a->n_kv_heads), scratch);
 }

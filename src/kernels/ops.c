@@ -15,9 +15,11 @@ static float sum_sq(const float *x, int n) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j] * x[i + j];
+        for (int j = 0; j < 8; j++)
+            acc[j] += x[i + j] * x[i + j];
     float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += x[i] * x[i];
+    for (; i < n; i++)
+        s += x[i] * x[i];
     return s;
 }
 
@@ -25,15 +27,18 @@ static float sum(const float *x, int n) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += x[i + j];
+        for (int j = 0; j < 8; j++)
+            acc[j] += x[i + j];
     float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) s += x[i];
+    for (; i < n; i++)
+        s += x[i];
     return s;
 }
 
 void kern_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     float r = 1.0f / sqrtf(sum_sq(x, n) / (float)n + eps);
-    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * r * w[i];
 }
 
 void kern_layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps) {
@@ -46,9 +51,11 @@ void kern_layernorm(float *y, const float *x, const float *w, const float *b, in
             acc[j] += d * d;
         }
     var = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    for (; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
     float r = 1.0f / sqrtf(var / (float)n + eps);
-    for (i = 0; i < n; i++) y[i] = (x[i] - mean) * r * w[i] + b[i];
+    for (i = 0; i < n; i++)
+        y[i] = (x[i] - mean) * r * w[i] + b[i];
 }
 
 void kern_rope_table(float *cs, int hd, const double *inv_freq, int pos) {
@@ -78,7 +85,8 @@ void kern_silu_mul(float *g, const float *u, int n) {
         kern_silu_mul_avx512(g, u, n);
         return;
     }
-    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + kern_expf(-g[i])) * u[i];
+    for (int i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + kern_expf(-g[i])) * u[i];
 }
 
 void kern_gelu_tanh(float *x, int n) {
@@ -90,5 +98,6 @@ void kern_gelu_tanh(float *x, int n) {
 }
 
 void kern_add(float *y, const float *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += x[i];
+    for (int i = 0; i < n; i++)
+        y[i] += x[i];
 }

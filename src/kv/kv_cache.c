@@ -44,7 +44,8 @@ cllm_status kv_cache_create(int n_layers, int n_kv_heads, int head_dim, int bloc
         return err_set(CLLM_ERR_NOMEM, "kv cache: cannot allocate %zu MiB", 2 * total >> 20);
     }
     /* pop order 0, 1, 2, ... */
-    for (int i = 0; i < n_blocks; i++) kv->free_list[i] = n_blocks - 1 - i;
+    for (int i = 0; i < n_blocks; i++)
+        kv->free_list[i] = n_blocks - 1 - i;
     kv->n_free = n_blocks;
     *out = kv;
     return CLLM_OK;
@@ -64,7 +65,8 @@ cllm_status kv_seq_reserve(kv_cache *kv, kv_seq *s, int n_tokens) {
     if (need <= s->n_blocks) return CLLM_OK;
     if (need > s->cap) {
         int cap = s->cap ? s->cap : 8;
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         int32_t *nb = realloc(s->blocks, (size_t)cap * sizeof(int32_t));
         if (!nb) return err_set(CLLM_ERR_NOMEM, "out of memory");
         s->blocks = nb;

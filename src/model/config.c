@@ -18,7 +18,8 @@ static cllm_status get_int(const char *path, json_t *o, const char *key, const c
         if (required) return err_set(CLLM_ERR_FORMAT, "%s: missing '%s'", path, key);
         return CLLM_OK;
     }
-    if (!json_is_integer(v)) return err_set(CLLM_ERR_FORMAT, "%s: '%s' is not an integer", path, key);
+    if (!json_is_integer(v))
+        return err_set(CLLM_ERR_FORMAT, "%s: '%s' is not an integer", path, key);
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return err_set(CLLM_ERR_FORMAT, "%s: '%s' = %lld out of range [%lld, %lld]", path, key,
@@ -35,7 +36,8 @@ static cllm_status get_num(const char *path, json_t *o, const char *key, const c
     if (!json_is_number(v)) return err_set(CLLM_ERR_FORMAT, "%s: '%s' is not a number", path, key);
     double x = json_number_value(v);
     if (!(x >= lo && x <= hi))
-        return err_set(CLLM_ERR_FORMAT, "%s: '%s' = %g out of range [%g, %g]", path, key, x, lo, hi);
+        return err_set(CLLM_ERR_FORMAT, "%s: '%s' = %g out of range [%g, %g]", path, key, x, lo,
+                       hi);
     *out = x;
     return CLLM_OK;
 }
@@ -57,7 +59,8 @@ static cllm_status get_eos(const char *path, json_t *o, int vocab, model_config 
         size_t i;
         json_t *e;
         json_array_foreach(v, i, e) {
-            if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) >= vocab) {
+            if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+                json_integer_value(e) >= vocab) {
                 n = -1;
                 break;
             }
@@ -66,7 +69,9 @@ static cllm_status get_eos(const char *path, json_t *o, int vocab, model_config 
     } else {
         n = -1;
     }
-    if (n < 0) return err_set(CLLM_ERR_FORMAT, "%s: bad 'eos_token_id' (need ids < vocab %d)", path, vocab);
+    if (n < 0)
+        return err_set(CLLM_ERR_FORMAT, "%s: bad 'eos_token_id' (need ids < vocab %d)", path,
+                       vocab);
     memcpy(c->eos_ids, ids, sizeof(int) * (size_t)n);
     c->n_eos = n;
     return CLLM_OK;
@@ -93,8 +98,9 @@ static cllm_status parse_llama(const char *path, json_t *o, model_config *c) {
     c->norm_eps = (float)eps;
     c->rope_theta = theta;
     if (c->hidden % c->n_heads != 0 && !json_object_get(o, "head_dim"))
-        return err_set(CLLM_ERR_FORMAT, "%s: hidden_size %d not divisible by num_attention_heads %d",
-                       path, c->hidden, c->n_heads);
+        return err_set(CLLM_ERR_FORMAT,
+                       "%s: hidden_size %d not divisible by num_attention_heads %d", path,
+                       c->hidden, c->n_heads);
     c->tied = get_bool(o, "tie_word_embeddings", false);
     bool attn_bias = get_bool(o, "attention_bias", false);
     c->qkv_bias = c->arch == ARCH_QWEN2 ? true : attn_bias;
@@ -104,14 +110,16 @@ static cllm_status parse_llama(const char *path, json_t *o, model_config *c) {
     if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
         return err_set(CLLM_ERR_UNSUPPORTED, "%s: hidden_act '%s' not supported (only silu)", path,
                        json_is_string(act) ? json_string_value(act) : "?");
-    if (c->arch == ARCH_MISTRAL || (c->arch == ARCH_QWEN2 && get_bool(o, "use_sliding_window", false))) {
+    if (c->arch == ARCH_MISTRAL ||
+        (c->arch == ARCH_QWEN2 && get_bool(o, "use_sliding_window", false))) {
         json_t *sw = json_object_get(o, "sliding_window");
         if (json_is_integer(sw) && json_integer_value(sw) > 0 && json_integer_value(sw) < (1 << 30))
             c->sliding_window = (int)json_integer_value(sw);
     }
     json_t *rs = json_object_get(o, "rope_scaling");
     if (rs && !json_is_null(rs)) {
-        if (!json_is_object(rs)) return err_set(CLLM_ERR_FORMAT, "%s: 'rope_scaling' is not an object", path);
+        if (!json_is_object(rs))
+            return err_set(CLLM_ERR_FORMAT, "%s: 'rope_scaling' is not an object", path);
         json_t *ty = json_object_get(rs, "rope_type");
         if (!json_is_string(ty)) ty = json_object_get(rs, "type");
         const char *t = json_string_value(ty);
@@ -134,9 +142,11 @@ static cllm_status parse_llama(const char *path, json_t *o, model_config *c) {
                               &c->rope_orig_ctx)))
                 return st;
             if (c->rope_high_freq <= c->rope_low_freq)
-                return err_set(CLLM_ERR_FORMAT, "%s: rope_scaling high_freq_factor <= low_freq_factor", path);
+                return err_set(CLLM_ERR_FORMAT,
+                               "%s: rope_scaling high_freq_factor <= low_freq_factor", path);
         } else {
-            return err_set(CLLM_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' not supported", path, t);
+            return err_set(CLLM_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' not supported", path,
+                           t);
         }
     }
     return CLLM_OK;
@@ -152,7 +162,8 @@ static cllm_status parse_gpt2(const char *path, json_t *o, model_config *c) {
     if ((st = get_int(path, o, "n_embd", "hidden_size", 0, 1, 1 << 16, &c->hidden)) ||
         (st = get_int(path, o, "n_layer", "num_hidden_layers", 0, 1, 1024, &c->n_layers)) ||
         (st = get_int(path, o, "n_head", "num_attention_heads", 0, 1, 1024, &c->n_heads)) ||
-        (st = get_int(path, o, "n_positions", "max_position_embeddings", 0, 1, 1 << 24, &c->max_ctx)) ||
+        (st = get_int(path, o, "n_positions", "max_position_embeddings", 0, 1, 1 << 24,
+                      &c->max_ctx)) ||
         (st = get_num(path, o, "layer_norm_epsilon", NULL, 0, 1, &eps)))
         return st;
     if (c->hidden % c->n_heads)
@@ -168,8 +179,9 @@ static cllm_status parse_gpt2(const char *path, json_t *o, model_config *c) {
     json_t *act = json_object_get(o, "activation_function");
     if (act && json_is_string(act) && strcmp(json_string_value(act), "gelu_new") != 0 &&
         strcmp(json_string_value(act), "gelu_pytorch_tanh") != 0)
-        return err_set(CLLM_ERR_UNSUPPORTED, "%s: activation_function '%s' not supported (gelu_new)",
-                       path, json_string_value(act));
+        return err_set(CLLM_ERR_UNSUPPORTED,
+                       "%s: activation_function '%s' not supported (gelu_new)", path,
+                       json_string_value(act));
     c->n_kv_heads = c->n_heads;
     c->head_dim = c->hidden / c->n_heads;
     c->norm_eps = (float)eps;
@@ -183,10 +195,13 @@ cllm_status model_config_load(const char *dir, model_config *c) {
     c->bos_id = -1;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    if (!file_exists(path)) return err_set(CLLM_ERR_NOT_FOUND, "%s: not found (is '%s' a model folder?)", path, dir);
+    if (!file_exists(path))
+        return err_set(CLLM_ERR_NOT_FOUND, "%s: not found (is '%s' a model folder?)", path, dir);
     json_error_t jerr;
     json_t *o = json_load_file(path, 0, &jerr);
-    if (!o) return err_set(CLLM_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", path, jerr.text, jerr.line);
+    if (!o)
+        return err_set(CLLM_ERR_FORMAT, "%s: not valid JSON: %s (line %d)", path, jerr.text,
+                       jerr.line);
     cllm_status st = CLLM_OK;
     if (!json_is_object(o)) {
         st = err_set(CLLM_ERR_FORMAT, "%s: not a JSON object", path);
@@ -196,29 +211,40 @@ cllm_status model_config_load(const char *dir, model_config *c) {
     const char *a = json_string_value(json_array_get(archs, 0));
     if (!a) {
         const char *mt = json_string_value(json_object_get(o, "model_type"));
-        a = !mt ? "" : !strcmp(mt, "llama") ? "LlamaForCausalLM" : !strcmp(mt, "qwen2") ? "Qwen2ForCausalLM"
-            : !strcmp(mt, "mistral") ? "MistralForCausalLM" : !strcmp(mt, "gpt2") ? "GPT2LMHeadModel" : mt;
+        a = !mt                      ? ""
+            : !strcmp(mt, "llama")   ? "LlamaForCausalLM"
+            : !strcmp(mt, "qwen2")   ? "Qwen2ForCausalLM"
+            : !strcmp(mt, "mistral") ? "MistralForCausalLM"
+            : !strcmp(mt, "gpt2")    ? "GPT2LMHeadModel"
+                                     : mt;
     }
     snprintf(c->arch_name, sizeof c->arch_name, "%s", a);
-    if (!strcmp(a, "LlamaForCausalLM")) c->arch = ARCH_LLAMA;
-    else if (!strcmp(a, "Qwen2ForCausalLM")) c->arch = ARCH_QWEN2;
-    else if (!strcmp(a, "MistralForCausalLM")) c->arch = ARCH_MISTRAL;
-    else if (!strcmp(a, "GPT2LMHeadModel")) c->arch = ARCH_GPT2;
+    if (!strcmp(a, "LlamaForCausalLM"))
+        c->arch = ARCH_LLAMA;
+    else if (!strcmp(a, "Qwen2ForCausalLM"))
+        c->arch = ARCH_QWEN2;
+    else if (!strcmp(a, "MistralForCausalLM"))
+        c->arch = ARCH_MISTRAL;
+    else if (!strcmp(a, "GPT2LMHeadModel"))
+        c->arch = ARCH_GPT2;
     else {
         st = err_set(CLLM_ERR_UNSUPPORTED,
                      "%s: architecture '%s' not supported (LlamaForCausalLM, Qwen2ForCausalLM, "
-                     "MistralForCausalLM, GPT2LMHeadModel)", path, *a ? a : "(none)");
+                     "MistralForCausalLM, GPT2LMHeadModel)",
+                     path, *a ? a : "(none)");
         goto done;
     }
-    if ((st = get_int(path, o, "vocab_size", NULL, c->arch != ARCH_GPT2, 1, 1 << 24, &c->vocab))) goto done;
+    if ((st = get_int(path, o, "vocab_size", NULL, c->arch != ARCH_GPT2, 1, 1 << 24, &c->vocab)))
+        goto done;
     if (c->arch == ARCH_GPT2 && !c->vocab) c->vocab = 50257;
     st = c->arch == ARCH_GPT2 ? parse_gpt2(path, o, c) : parse_llama(path, o, c);
     if (st) goto done;
     if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
     if (c->head_dim == 0) c->head_dim = c->hidden / c->n_heads;
     if (c->n_heads % c->n_kv_heads) {
-        st = err_set(CLLM_ERR_FORMAT, "%s: num_attention_heads %d not a multiple of num_key_value_heads %d",
-                     path, c->n_heads, c->n_kv_heads);
+        st = err_set(CLLM_ERR_FORMAT,
+                     "%s: num_attention_heads %d not a multiple of num_key_value_heads %d", path,
+                     c->n_heads, c->n_kv_heads);
         goto done;
     }
     if (c->n_heads / c->n_kv_heads > 64) {
@@ -226,7 +252,8 @@ cllm_status model_config_load(const char *dir, model_config *c) {
         goto done;
     }
     if (c->head_dim % 2 || c->head_dim > 1024) {
-        st = err_set(CLLM_ERR_FORMAT, "%s: head_dim %d must be even and <= 1024", path, c->head_dim);
+        st =
+            err_set(CLLM_ERR_FORMAT, "%s: head_dim %d must be even and <= 1024", path, c->head_dim);
         goto done;
     }
     json_t *bos = json_object_get(o, "bos_token_id");

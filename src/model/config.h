@@ -6,21 +6,25 @@
 #include <stdbool.h>
 
 typedef enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_MISTRAL, ARCH_GPT2 } model_arch;
-typedef enum rope_scaling { ROPE_SCALING_NONE, ROPE_SCALING_LLAMA3, ROPE_SCALING_LINEAR } rope_scaling;
+typedef enum rope_scaling {
+    ROPE_SCALING_NONE,
+    ROPE_SCALING_LLAMA3,
+    ROPE_SCALING_LINEAR
+} rope_scaling;
 
 #define MODEL_MAX_EOS 8
 
 typedef struct model_config {
     model_arch arch;
     char arch_name[64];
-    int hidden;       /* d_model */
+    int hidden; /* d_model */
     int n_layers;
     int n_heads;
     int n_kv_heads;
     int head_dim;
     int intermediate; /* MLP inner width */
     int vocab;
-    int max_ctx;      /* max_position_embeddings / n_positions */
+    int max_ctx; /* max_position_embeddings / n_positions */
     float norm_eps;
     double rope_theta;
     rope_scaling rope_scaling;
@@ -31,7 +35,7 @@ typedef struct model_config {
     bool qkv_bias;      /* q/k/v projections have biases (Qwen2; Llama attention_bias) */
     bool o_bias;        /* output projection bias (Llama attention_bias) */
     bool mlp_bias;
-    int bos_id;         /* -1: none */
+    int bos_id; /* -1: none */
     int eos_ids[MODEL_MAX_EOS];
     int n_eos;
 } model_config;

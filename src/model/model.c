@@ -15,7 +15,9 @@ cllm_model_params cllm_model_default_params(void) {
     return p;
 }
 
-void cllm_free(void *p) { free(p); }
+void cllm_free(void *p) {
+    free(p);
+}
 
 /* RoPE inverse frequencies theta^(-2i/d), with Llama-3 or linear scaling applied. */
 static cllm_status rope_init(cllm_model *m) {
@@ -34,7 +36,8 @@ static cllm_status rope_init(cllm_model *m) {
             if (wl > lo_wl) {
                 f /= c->rope_factor;
             } else if (wl >= hi_wl) {
-                double s = (c->rope_orig_ctx / wl - c->rope_low_freq) / (c->rope_high_freq - c->rope_low_freq);
+                double s = (c->rope_orig_ctx / wl - c->rope_low_freq) /
+                           (c->rope_high_freq - c->rope_low_freq);
                 f = (1.0 - s) * f / c->rope_factor + s * f;
             }
         }
@@ -63,8 +66,8 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
     } else if (st) {
         goto fail;
     } else if (tok_vocab_size(m->tok) > m->cfg.vocab) {
-        st = err_set(CLLM_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocab_size is %d", path,
-                     tok_vocab_size(m->tok), m->cfg.vocab);
+        st = err_set(CLLM_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocab_size is %d",
+                     path, tok_vocab_size(m->tok), m->cfg.vocab);
         goto fail;
     }
     if ((st = tp_create(p->n_threads, &m->tp))) goto fail;
@@ -101,7 +104,8 @@ void cllm_model_get_info(const cllm_model *m, cllm_model_info *o) {
     snprintf(o->weight_dtypes, sizeof o->weight_dtypes, "%s", m->w.dtypes);
     o->n_params = m->w.n_params;
     o->weight_bytes = m->w.n_bytes;
-    o->kv_bytes_per_token_f32 = (int64_t)kv_bytes_per_token(c->n_layers, c->n_kv_heads, c->head_dim, DTYPE_F32);
+    o->kv_bytes_per_token_f32 =
+        (int64_t)kv_bytes_per_token(c->n_layers, c->n_kv_heads, c->head_dim, DTYPE_F32);
     o->tied_embeddings = m->w.lm_head.data == m->w.tok_embd.data;
     o->has_tokenizer = m->tok != NULL;
     o->rope_theta = c->rope_theta;

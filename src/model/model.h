@@ -40,8 +40,8 @@ typedef struct fwd_state {
     size_t attn_scratch_per_thread;
 } fwd_state;
 
-cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx, int block_size,
-                             fwd_state **out);
+cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx,
+                             int block_size, fwd_state **out);
 void fwd_state_free(fwd_state *fs);
 
 /* Run the batch through the model, writing K/V at each token's position, and logits

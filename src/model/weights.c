@@ -37,15 +37,18 @@ static cllm_status find(binder *b, const char *name, int optional, const tensor 
 
 static cllm_status check(binder *b, const tensor *t, int ndim, int64_t d0, int64_t d1) {
     if (!st_dtype_is_float(t->dt))
-        return err_set(CLLM_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s not supported (F32, F16, BF16)",
-                       t->file, t->name, st_dtype_name(t->dt));
+        return err_set(CLLM_ERR_UNSUPPORTED,
+                       "%s: tensor '%s': dtype %s not supported (F32, F16, BF16)", t->file, t->name,
+                       st_dtype_name(t->dt));
     if (t->ndim != ndim || t->shape[0] != d0 || (ndim > 1 && t->shape[1] != d1)) {
         char got[64] = "", want[64];
         for (int i = 0; i < t->ndim && i < 4; i++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "",
                      (long long)t->shape[i]);
-        if (ndim == 1) snprintf(want, sizeof want, "%lld", (long long)d0);
-        else snprintf(want, sizeof want, "%lld,%lld", (long long)d0, (long long)d1);
+        if (ndim == 1)
+            snprintf(want, sizeof want, "%lld", (long long)d0);
+        else
+            snprintf(want, sizeof want, "%lld,%lld", (long long)d0, (long long)d1);
         return err_set(CLLM_ERR_FORMAT, "%s: tensor '%s': shape [%s], expected [%s]", t->file,
                        t->name, got, want);
     }
@@ -98,8 +101,8 @@ static cllm_status get_conv1d(binder *b, const char *name, int in, int out_total
 }
 
 /* A vector converted to f32; elements [off, off+n) of a tensor of length total. */
-static cllm_status get_vec_part(binder *b, const char *name, int total, int off, int n, int optional,
-                                const tensor **tp, const float **out) {
+static cllm_status get_vec_part(binder *b, const char *name, int total, int off, int n,
+                                int optional, const tensor **tp, const float **out) {
     const tensor *t = tp ? *tp : NULL;
     cllm_status s;
     *out = NULL;
@@ -115,9 +118,17 @@ static cllm_status get_vec_part(binder *b, const char *name, int total, int off,
     for (int i = 0; i < n; i++) {
         uint16_t h;
         switch (t->dt) {
-        case ST_F32: memcpy(&p[i], src + 4 * (size_t)i, 4); break;
-        case ST_F16: memcpy(&h, src + 2 * (size_t)i, 2); p[i] = f16_to_f32(h); break;
-        default: memcpy(&h, src + 2 * (size_t)i, 2); p[i] = bf16_to_f32(h); break;
+        case ST_F32:
+            memcpy(&p[i], src + 4 * (size_t)i, 4);
+            break;
+        case ST_F16:
+            memcpy(&h, src + 2 * (size_t)i, 2);
+            p[i] = f16_to_f32(h);
+            break;
+        default:
+            memcpy(&h, src + 2 * (size_t)i, 2);
+            p[i] = bf16_to_f32(h);
+            break;
         }
     }
     *out = p;
@@ -130,7 +141,8 @@ static cllm_status get_vec(binder *b, const char *name, int n, int optional, con
 
 static cllm_status bind_llama(binder *b, const model_config *c) {
     model_weights *w = b->w;
-    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, I = c->intermediate;
+    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
+        I = c->intermediate;
     cllm_status s;
     char n[160];
     b->prefix = "model.";
@@ -148,16 +160,14 @@ static cllm_status bind_llama(binder *b, const model_config *c) {
             (s = get_mat(b, NM("mlp.up_proj.weight"), I, H, &L->w_up)) ||
             (s = get_mat(b, NM("mlp.down_proj.weight"), H, I, &L->w_down)))
             return s;
-        if (c->qkv_bias &&
-            ((s = get_vec(b, NM("self_attn.q_proj.bias"), qd, 0, &L->bq)) ||
-             (s = get_vec(b, NM("self_attn.k_proj.bias"), kvd, 0, &L->bk)) ||
-             (s = get_vec(b, NM("self_attn.v_proj.bias"), kvd, 0, &L->bv))))
+        if (c->qkv_bias && ((s = get_vec(b, NM("self_attn.q_proj.bias"), qd, 0, &L->bq)) ||
+                            (s = get_vec(b, NM("self_attn.k_proj.bias"), kvd, 0, &L->bk)) ||
+                            (s = get_vec(b, NM("self_attn.v_proj.bias"), kvd, 0, &L->bv))))
             return s;
         if (c->o_bias && (s = get_vec(b, NM("self_attn.o_proj.bias"), H, 0, &L->bo))) return s;
-        if (c->mlp_bias &&
-            ((s = get_vec(b, NM("mlp.gate_proj.bias"), I, 0, &L->b_gate)) ||
-             (s = get_vec(b, NM("mlp.up_proj.bias"), I, 0, &L->b_up)) ||
-             (s = get_vec(b, NM("mlp.down_proj.bias"), H, 0, &L->b_down))))
+        if (c->mlp_bias && ((s = get_vec(b, NM("mlp.gate_proj.bias"), I, 0, &L->b_gate)) ||
+                            (s = get_vec(b, NM("mlp.up_proj.bias"), I, 0, &L->b_up)) ||
+                            (s = get_vec(b, NM("mlp.down_proj.bias"), H, 0, &L->b_down))))
             return s;
 #undef NM
     }
@@ -167,8 +177,9 @@ static cllm_status bind_llama(binder *b, const model_config *c) {
     if (lm) return get_mat(b, "lm_head.weight", c->vocab, H, &w->lm_head);
     if (!c->tied) {
         const char *file = b->st->n_files ? b->st->files[0].path : "model.safetensors";
-        return err_set(CLLM_ERR_FORMAT,
-                       "%s: missing tensor 'lm_head.weight' (config says tie_word_embeddings false)", file);
+        return err_set(
+            CLLM_ERR_FORMAT,
+            "%s: missing tensor 'lm_head.weight' (config says tie_word_embeddings false)", file);
     }
     w->lm_head = w->tok_embd;
     return CLLM_OK;
@@ -210,7 +221,8 @@ static cllm_status bind_gpt2(binder *b, const model_config *c) {
         (s = get_vec(b, "ln_f.bias", H, 0, &w->out_norm_b)))
         return s;
     b->prefix = "";
-    if (st_find(b->st, "lm_head.weight")) return get_mat(b, "lm_head.weight", c->vocab, H, &w->lm_head);
+    if (st_find(b->st, "lm_head.weight"))
+        return get_mat(b, "lm_head.weight", c->vocab, H, &w->lm_head);
     w->lm_head = w->tok_embd;
     return CLLM_OK;
 }
@@ -235,7 +247,8 @@ cllm_status model_weights_bind(const model_config *c, const st_set *st, model_we
 
 void model_weights_free(model_weights *w) {
     if (!w) return;
-    for (int i = 0; i < w->n_owned; i++) free(w->owned[i]);
+    for (int i = 0; i < w->n_owned; i++)
+        free(w->owned[i]);
     free(w->owned);
     free(w->layers);
     memset(w, 0, sizeof *w);

@@ -1,4 +1,5 @@
-/* weights.h - binding a model's tensors (by Hugging Face name) to the layers of the forward pass. */
+/* weights.h - binding a model's tensors (by Hugging Face name) to the layers of the forward pass.
+ */
 #ifndef CLLM_MODEL_WEIGHTS_H
 #define CLLM_MODEL_WEIGHTS_H
 
@@ -14,8 +15,8 @@ typedef struct wmat {
 
 typedef struct layer_weights {
     const float *attn_norm, *attn_norm_b; /* [hidden]; _b only for LayerNorm (GPT-2) */
-    wmat wq, wk, wv, wo;                  /* [n_heads*hd][hidden], [n_kv*hd][hidden] x2, [hidden][n_heads*hd] */
-    const float *bq, *bk, *bv, *bo;       /* NULL when absent */
+    wmat wq, wk, wv, wo; /* [n_heads*hd][hidden], [n_kv*hd][hidden] x2, [hidden][n_heads*hd] */
+    const float *bq, *bk, *bv, *bo; /* NULL when absent */
     const float *mlp_norm, *mlp_norm_b;
     wmat w_gate, w_up, w_down; /* [inter][hidden] x2 (no gate for GPT-2), [hidden][inter] */
     const float *b_gate, *b_up, *b_down;

@@ -32,7 +32,8 @@ int main(void) {
     char path[4096];
     snprintf(path, sizeof path, "%s/stories260K-hf", td ? td : "../shared/testdata");
     int32_t ids[40];
-    for (int i = 0; i < 40; i++) ids[i] = (i * 37 + 11) % 512;
+    for (int i = 0; i < 40; i++)
+        ids[i] = (i * 37 + 11) % 512;
     ids[0] = 1;
     for (int threads = 1; threads <= 2; threads++) {
         cllm_model_params mp = cllm_model_default_params();
@@ -49,8 +50,10 @@ int main(void) {
             float *c = logits_for(m, 1, kvs[k], ids, 40);
             CHECK(a && b && c);
             if (a && b && c) {
-                CHECK_MSG(memcmp(a, b, 512 * sizeof(float)) == 0, "chunks of 7 differ (threads %d kv %d)", threads, k);
-                CHECK_MSG(memcmp(a, c, 512 * sizeof(float)) == 0, "token by token differs (threads %d kv %d)", threads, k);
+                CHECK_MSG(memcmp(a, b, 512 * sizeof(float)) == 0,
+                          "chunks of 7 differ (threads %d kv %d)", threads, k);
+                CHECK_MSG(memcmp(a, c, 512 * sizeof(float)) == 0,
+                          "token by token differs (threads %d kv %d)", threads, k);
             }
             free(a);
             free(b);
