@@ -10,10 +10,12 @@ static void usage(FILE *f) {
           "usage: cllm <command> [options]\n"
           "\n"
           "commands:\n"
-          "  run     generate text from a prompt          (cllm run --help)\n"
-          "  info    describe a model folder              (cllm info --help)\n"
-          "  bench   measure prompt (pp) and decode (tg) speed, llama-bench style (cllm bench "
-          "--help)\n"
+          "  run         generate text from a prompt                  (cllm run --help)\n"
+          "  info        describe a model folder                      (cllm info --help)\n"
+          "  bench       prompt (pp) and decode (tg) speed, llama-bench style\n"
+          "  tokenize    text -> token ids and pieces                 (cllm tokenize --help)\n"
+          "  detokenize  token ids -> text                            (cllm detokenize --help)\n"
+          "  template    render the model's chat template             (cllm template --help)\n"
           "\n"
           "A model is a Hugging Face folder: config.json, model.safetensors (or shards +\n"
           "model.safetensors.index.json), tokenizer.json or vocab.json + merges.txt.\n"
@@ -36,6 +38,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
     fprintf(stderr, "cllm: error: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 1;
