@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
     void *wbuf = xmalloc(g_ws_bytes);
     float *x = xmalloc((size_t)M * maxK * sizeof(float));
     float *y = xmalloc((size_t)(M > 1 ? M : 1) * 151936 * sizeof(float));
-    void *work = xmalloc(kern_matmul_work_size(M, maxK, DTYPE_BF16));
+    void *work = xmalloc(kern_matmul_work_size(M, maxK, DTYPE_BF16, 2));
     fill(x, (size_t)M * maxK * sizeof(float), DTYPE_F32);
     memset(wbuf, 0, g_ws_bytes);
 

@@ -15,9 +15,23 @@ static int round_up32(int k) {
     return (k + 31) & ~31;
 }
 
-size_t kern_matmul_work_size(int M, int K, dtype wt) {
+size_t kern_mm_wblock_floats(int K) {
+    size_t row = (size_t)round_up32(K), f = KERN_MM_WBLOCK_BYTES / sizeof(float);
+    if (f < row * KERN_MM_WBLOCK_MIN_ROWS) f = row * KERN_MM_WBLOCK_MIN_ROWS;
+    return f; /* a multiple of 32 either way: each slice stays 64-byte aligned */
+}
+
+size_t kern_mm_wscratch_floats(int K) {
+    size_t rows = kern_mm_wblock_floats(K) / (size_t)round_up32(K);
+    return kern_mm_wblock_floats(K) + rows * KERN_MM_WIDE_MR_MAX * 16;
+}
+
+size_t kern_matmul_work_size(int M, int K, dtype wt, int n_threads) {
     if (wt != DTYPE_BF16 || M <= 0 || K <= 0) return 0;
-    return (size_t)M * (size_t)round_up32(K) * sizeof(float) + 64; /* + 64: room to align */
+    size_t xp = (size_t)M * (size_t)round_up32(K) * sizeof(float) + 64; /* + 64: room to align */
+    if (M < KERN_MM_GEMM_MIN_M) return xp;
+    return xp +
+           (size_t)(n_threads > 1 ? n_threads : 1) * kern_mm_wscratch_floats(K) * sizeof(float);
 }
 
 kern_mm_path kern_mm_best_path(void) {
@@ -113,7 +127,8 @@ static void rows_task(void *ctx, int ith, int nth) {
     if (lo >= hi) return;
     switch (j->path) {
     case KERN_MM_AVX512:
-        kern_mm_rows_avx512(&j->a, (int)lo, (int)hi);
+        kern_mm_rows_avx512(&j->a, (int)lo, (int)hi,
+                            j->a.wp ? j->a.wp + (size_t)ith * j->a.wp_stride : NULL);
         break;
     case KERN_MM_AVX2:
         kern_mm_rows_avx2(&j->a, (int)lo, (int)hi);
@@ -143,6 +158,10 @@ void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K
         j.xp = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
         j.a.xp = j.xp;
         j.a.xp_ld = round_up32(K);
+        if (p == KERN_MM_AVX512 && M >= KERN_MM_GEMM_MIN_M) {
+            j.a.wp = j.xp + (size_t)M * j.a.xp_ld; /* xp_ld is a multiple of 32: aligned */
+            j.a.wp_stride = kern_mm_wscratch_floats(K);
+        }
         /* A second parallel phase only pays off when there is real conversion work. */
         if (tp && tp_size(tp) > 1 && (long)M * K >= 65536)
             tp_run(tp, prep_task, &j);

@@ -12,9 +12,11 @@
 #include "base/dtype.h"
 #include "base/threadpool.h"
 
-/* Bytes of scratch `work` that kern_matmul needs for an [M][K] input (e.g. x converted to bf16).
+/* Bytes of scratch `work` that kern_matmul needs for an [M][K] input with a pool of n_threads
+ * threads (1 for a NULL pool): x in a prepared layout, plus per-thread room for widened weights.
+ * A buffer sized for (M, K, n) serves any smaller M and K and any pool of at most n threads.
  * The caller allocates it once (no allocation in the decode loop). */
-size_t kern_matmul_work_size(int M, int K, dtype wt);
+size_t kern_matmul_work_size(int M, int K, dtype wt, int n_threads);
 
 void kern_matmul(threadpool *tp, const float *x, int M, int K, int ldx, const void *w, dtype wt,
                  int N, const float *bias, float *y, int ldy, void *work);

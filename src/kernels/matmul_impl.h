@@ -43,12 +43,33 @@ typedef struct kern_mm_args {
     const float *bias; /* [N] or NULL */
     float *y;          /* [M][ldy] */
     int ldy;
+    /* AVX-512 bf16 GEMM: per-thread scratch (thread i at wp + i * wp_stride floats, 64-byte
+     * aligned) into which blocks of weight rows are widened to f32 once per call, or NULL. */
+    float *wp;
+    size_t wp_stride;
 } kern_mm_args;
+
+/* The AVX-512 path's GEMM (M >= this) widens each L2 block of bf16 weight rows to f32 once per
+ * call instead of once per token tile: the shift/AND then no longer compete with the FMAs. */
+#define KERN_MM_GEMM_MIN_M 4
+/* Target bytes of one widened block (f32); it is reused from L2 by every token tile. 1 MiB
+ * measured best against 512 KiB and 1.5 MiB (2 MiB L2). */
+#define KERN_MM_WBLOCK_BYTES ((size_t)1 << 20)
+/* Rows of a widened block are never fewer than this (very long rows exceed the target). */
+#define KERN_MM_WBLOCK_MIN_ROWS 8
+/* Largest token tile of that GEMM: with long rows, the tile's partial sums for a whole block
+ * are parked in the scratch (KERN_MM_WIDE_MR_MAX 16-float vectors per weight row). */
+#define KERN_MM_WIDE_MR_MAX 8
+/* Floats of the widened rows of one block for rows of K elements (a multiple of 32). */
+size_t kern_mm_wblock_floats(int K);
+/* Floats of one thread's scratch: the widened block, then the parked partial sums. */
+size_t kern_mm_wscratch_floats(int K);
 
 /* Compute y rows' columns [n0, n1) for all M tokens. */
 void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1);
 void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1);
-void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1);
+/* wp: this thread's widened-block scratch (a->wp slice), or NULL. */
+void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp);
 
 /* Prepare rows [m0, m1) of x into xp for bf16 weights (layout above; chunk of 16 elements for
  * AVX2, 32 for AVX-512). The scalar path reads x directly. */

@@ -32,7 +32,7 @@ cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max
     fs->attn_scratch_per_thread = attn_scratch_floats(max_ctx, block_size, c->head_dim, c->n_heads / c->n_kv_heads);
     size_t work = 0;
     int Ks[3] = {c->hidden, (int)qd, c->intermediate};
-    for (int i = 0; i < 3; i++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], DTYPE_BF16));
+    for (int i = 0; i < 3; i++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], DTYPE_BF16, nth));
     fs->x = alloc64(T * H * 4);
     fs->xn = alloc64(T * max_sz(H, qd) * 4);
     fs->q = alloc64(T * qd * 4);

@@ -1,0 +1,187 @@
+/* genopts.c - parsing of the generation options shared by `run` and `chat`. */
+#include "cli/genopts.h"
+
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *const k_gen_opts_help =
+    "  -n, --n-predict N        max new tokens (default %ld)\n"
+    "  --temp T                 temperature; 0 = greedy (default 0.8)\n"
+    "  --top-k K                keep the K most likely tokens; 0 = off (default 40)\n"
+    "  --top-p P                nucleus sampling in (0, 1]; 1 = off (default 0.95)\n"
+    "  --min-p P                drop tokens below P x the top probability; 0 = off (default 0.05)\n"
+    "  --repeat-penalty X       llama.cpp repetition penalty; 1 = off (default 1.0)\n"
+    "  --repeat-last-n N        window of the penalties in tokens; -1 = all (default 64)\n"
+    "  --presence-penalty X     OpenAI presence penalty in [-2, 2] (default 0)\n"
+    "  --frequency-penalty X    OpenAI frequency penalty in [-2, 2] (default 0)\n"
+    "  --seed S                 RNG seed; -1 = random (default -1)\n"
+    "  --stop TEXT              stop when TEXT is generated (not printed); repeatable; escapes\n"
+    "                           such as \\n are processed\n"
+    "  --ignore-eos             do not stop at the model's end-of-sequence token(s)\n"
+    "  -t, --threads N          threads (default: number of CPUs)\n"
+    "  -c, --ctx-size N         KV cache size in tokens\n"
+    "  -b, --batch-size N       max prompt tokens per forward pass (default 512)\n"
+    "  --block-size N           KV cache block size in tokens (default 16)\n"
+    "  --kv-type f32|f16|bf16   KV cache element type (default: the model's dtype)\n";
+
+bool gen_opts_init(gen_opts *o, int argc, long default_n_predict) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = default_n_predict;
+    o->batch = 512;
+    o->block = 16;
+    o->seed = -1;
+    o->sp = cllm_sampling_default_params();
+    o->stops = calloc((size_t)argc + 1, sizeof(char *));
+    return o->stops != NULL;
+}
+
+void gen_opts_free(gen_opts *o) {
+    for (int i = 0; i < o->n_stops; i++)
+        free(o->stops[i]);
+    free(o->stops);
+    o->stops = NULL;
+}
+
+int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
+    static const char *const with_value[] = {
+        "-m", "--model", "-n", "--n-predict", "--temp", "--top-k", "--top-p", "--min-p",
+        "--repeat-penalty", "--repeat-last-n", "--presence-penalty", "--frequency-penalty",
+        "--seed", "--stop", "-t", "--threads", "-c", "--ctx-size", "-b", "--batch-size",
+        "--block-size", "--kv-type"};
+    const char *a = argv[*i], *v = NULL;
+    if (!strcmp(a, "--ignore-eos")) {
+        o->ignore_eos = true;
+        return 1;
+    }
+    bool known = false;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+        known |= !strcmp(a, with_value[k]);
+    if (!known) return 0;
+    if (!(v = cli_value(argc, argv, i))) return -1;
+    double d;
+    long l;
+    cllm_sampling_params *sp = &o->sp;
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+        o->model = v;
+    } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+        if (!cli_int(a, v, 0, 1 << 24, &o->n_predict)) return -1;
+    } else if (!strcmp(a, "--temp")) {
+        if (!cli_float(a, v, 0, 1e6, &d)) return -1;
+        sp->temperature = (float)d;
+    } else if (!strcmp(a, "--top-k")) {
+        if (!cli_int(a, v, 0, 1L << 30, &l)) return -1;
+        sp->top_k = (int)l;
+    } else if (!strcmp(a, "--top-p")) {
+        if (!cli_float(a, v, 1e-9, 1, &d)) return -1;
+        sp->top_p = (float)d;
+    } else if (!strcmp(a, "--min-p")) {
+        if (!cli_float(a, v, 0, 1, &d)) return -1;
+        sp->min_p = (float)d;
+    } else if (!strcmp(a, "--repeat-penalty")) {
+        if (!cli_float(a, v, 1e-6, 1e6, &d)) return -1;
+        sp->repeat_penalty = (float)d;
+    } else if (!strcmp(a, "--repeat-last-n")) {
+        if (!cli_int(a, v, -1, 1 << 24, &l)) return -1;
+        sp->repeat_last_n = (int)l;
+    } else if (!strcmp(a, "--presence-penalty")) {
+        if (!cli_float(a, v, -2, 2, &d)) return -1;
+        sp->presence_penalty = (float)d;
+    } else if (!strcmp(a, "--frequency-penalty")) {
+        if (!cli_float(a, v, -2, 2, &d)) return -1;
+        sp->frequency_penalty = (float)d;
+    } else if (!strcmp(a, "--seed")) {
+        if (!cli_int(a, v, -1, 0x7fffffffffffffffL, &o->seed)) return -1;
+    } else if (!strcmp(a, "--stop")) {
+        char *s = strdup(v);
+        if (!s) return -1;
+        cli_unescape(s);
+        o->stops[o->n_stops++] = s;
+        if (!*s) {
+            cli_fail("--stop: empty string");
+            return -1;
+        }
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        if (!cli_int(a, v, 1, 256, &o->threads)) return -1;
+    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+        if (!cli_int(a, v, 0, 1 << 24, &o->ctx)) return -1;
+    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+        if (!cli_int(a, v, 1, 65536, &o->batch)) return -1;
+    } else if (!strcmp(a, "--block-size")) {
+        if (!cli_int(a, v, 1, 1024, &o->block)) return -1;
+    } else { /* --kv-type */
+        if (!strcmp(v, "f32")) o->kv_type = CLLM_KV_F32;
+        else if (!strcmp(v, "f16")) o->kv_type = CLLM_KV_F16;
+        else if (!strcmp(v, "bf16")) o->kv_type = CLLM_KV_BF16;
+        else {
+            cli_fail("--kv-type: expected f32, f16 or bf16, got '%s'", v);
+            return -1;
+        }
+    }
+    return 1;
+}
+
+void gen_opts_finish(gen_opts *o) {
+    o->sp.seed = o->seed < 0 ? (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20) : (uint64_t)o->seed;
+}
+
+bool gen_opts_load(const gen_opts *o, bool need_tokenizer, cllm_model **m) {
+    cllm_model_params mp = cllm_model_default_params();
+    mp.n_threads = (int)o->threads;
+    mp.require_tokenizer = need_tokenizer;
+    if (cllm_model_load(o->model, &mp, m)) {
+        cli_fail("%s", cllm_last_error());
+        return false;
+    }
+    return true;
+}
+
+bool gen_opts_session(const gen_opts *o, cllm_model *m, long n_ctx, cllm_session **s) {
+    cllm_model_info info;
+    cllm_model_get_info(m, &info);
+    cllm_session_params ssp = cllm_session_default_params();
+    ssp.n_ctx = o->ctx > 0 ? (int)o->ctx : (int)(n_ctx < info.max_ctx ? n_ctx : info.max_ctx);
+    ssp.n_batch = (int)o->batch;
+    ssp.block_size = (int)o->block;
+    ssp.kv_type = o->kv_type;
+    if (cllm_session_create(m, &ssp, s)) {
+        cli_fail("%s", cllm_last_error());
+        return false;
+    }
+    return true;
+}
+
+cllm_gen_params gen_opts_params(const gen_opts *o) {
+    cllm_gen_params gp = {.max_tokens = (int)o->n_predict,
+                          .stop = (const char *const *)o->stops,
+                          .n_stop = o->n_stops,
+                          .ignore_eos = o->ignore_eos};
+    return gp;
+}
+
+void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
+    cllm_model_info info;
+    cllm_model_get_info(m, &info);
+    int runs = st->n_gen > 1 ? st->n_gen - 1 : 0;
+    fprintf(stderr, "\n");
+    fprintf(stderr, "cllm: load time        = %10.2f ms\n", info.load_seconds * 1e3);
+    fprintf(stderr,
+            "cllm: prompt eval time = %10.2f ms / %5d tokens (%8.2f ms per token, %8.2f tokens per "
+            "second)\n",
+            st->t_prompt * 1e3, st->n_prompt,
+            st->n_prompt ? st->t_prompt * 1e3 / st->n_prompt : 0.0,
+            st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0.0);
+    fprintf(stderr, "cllm: time to first token = %7.2f ms\n", st->t_first_token * 1e3);
+    fprintf(stderr,
+            "cllm: eval time        = %10.2f ms / %5d runs   (%8.2f ms per token, %8.2f tokens per "
+            "second)\n",
+            st->t_gen * 1e3, runs, runs ? st->t_gen * 1e3 / runs : 0.0,
+            st->t_gen > 0 ? runs / st->t_gen : 0.0);
+    fprintf(stderr, "cllm: generated %d tokens, stopped by %s\n", st->n_gen,
+            st->finish == CLLM_FINISH_EOS     ? "eos"
+            : st->finish == CLLM_FINISH_STOP  ? "stop string"
+            : st->finish == CLLM_FINISH_ABORT ? "abort"
+                                              : "length");
+}
