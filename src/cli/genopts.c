@@ -46,11 +46,28 @@ void gen_opts_free(gen_opts *o) {
 }
 
 int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
-    static const char *const with_value[] = {
-        "-m", "--model", "-n", "--n-predict", "--temp", "--top-k", "--top-p", "--min-p",
-        "--repeat-penalty", "--repeat-last-n", "--presence-penalty", "--frequency-penalty",
-        "--seed", "--stop", "-t", "--threads", "-c", "--ctx-size", "-b", "--batch-size",
-        "--block-size", "--kv-type"};
+    static const char *const with_value[] = {"-m",
+                                             "--model",
+                                             "-n",
+                                             "--n-predict",
+                                             "--temp",
+                                             "--top-k",
+                                             "--top-p",
+                                             "--min-p",
+                                             "--repeat-penalty",
+                                             "--repeat-last-n",
+                                             "--presence-penalty",
+                                             "--frequency-penalty",
+                                             "--seed",
+                                             "--stop",
+                                             "-t",
+                                             "--threads",
+                                             "-c",
+                                             "--ctx-size",
+                                             "-b",
+                                             "--batch-size",
+                                             "--block-size",
+                                             "--kv-type"};
     const char *a = argv[*i], *v = NULL;
     if (!strcmp(a, "--ignore-eos")) {
         o->ignore_eos = true;
@@ -112,9 +129,12 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
     } else if (!strcmp(a, "--block-size")) {
         if (!cli_int(a, v, 1, 1024, &o->block)) return -1;
     } else { /* --kv-type */
-        if (!strcmp(v, "f32")) o->kv_type = CLLM_KV_F32;
-        else if (!strcmp(v, "f16")) o->kv_type = CLLM_KV_F16;
-        else if (!strcmp(v, "bf16")) o->kv_type = CLLM_KV_BF16;
+        if (!strcmp(v, "f32"))
+            o->kv_type = CLLM_KV_F32;
+        else if (!strcmp(v, "f16"))
+            o->kv_type = CLLM_KV_F16;
+        else if (!strcmp(v, "bf16"))
+            o->kv_type = CLLM_KV_BF16;
         else {
             cli_fail("--kv-type: expected f32, f16 or bf16, got '%s'", v);
             return -1;

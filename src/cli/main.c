@@ -11,6 +11,7 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n"
           "  run         generate text from a prompt                  (cllm run --help)\n"
+          "  chat        interactive chat with the model's template (cllm chat --help)\n"
           "  info        describe a model folder                      (cllm info --help)\n"
           "  bench       prompt (pp) and decode (tg) speed, llama-bench style\n"
           "  tokenize    text -> token ids and pieces                 (cllm tokenize --help)\n"
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
     fprintf(stderr, "cllm: error: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 1;

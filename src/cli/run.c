@@ -22,7 +22,8 @@ static const char *k_run_help =
     "  -f, --file FILE          read the prompt from a file\n"
     "  -e, --escape             process \\n \\t \\r \\\\ \\\" escapes in the prompt\n"
     "  --prompt-ids IDS         prompt as comma-separated token ids (no tokenizer, no BOS added)\n"
-    "  --messages FILE          a conversation ({\"messages\": [...], \"tools\": [...]} or an array)\n"
+    "  --messages FILE          a conversation ({\"messages\": [...], \"tools\": [...]} or an "
+    "array)\n"
     "                           rendered with the model's chat template plus the generation\n"
     "                           prompt; only the reply is printed\n"
     "%s"
@@ -90,8 +91,7 @@ static bool messages_to_ids(const cllm_model *m, const char *model_dir, const ch
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL, *dump = NULL,
-               *messages = NULL;
+    const char *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL, *dump = NULL, *messages = NULL;
     bool escape = false, print_ids = false;
     int rc = 1;
     char *prompt_buf = NULL;

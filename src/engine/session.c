@@ -145,11 +145,13 @@ const float *cllm_session_logits(const cllm_session *s) {
     return s->logits;
 }
 
+/* The model's EOS ids (generation_config.json / config.json) and the tokenizer's eos_token: chat
+ * models often end a turn with the latter (e.g. <|eot_id|>) while config lists only the former. */
 static bool is_eos(const cllm_session *s, int32_t id) {
     const model_config *c = &s->m->cfg;
     for (int i = 0; i < c->n_eos; i++)
         if (c->eos_ids[i] == id) return true;
-    return c->n_eos == 0 && s->m->tok && tok_eos_id(s->m->tok) == id;
+    return s->m->tok && tok_eos_id(s->m->tok) == id;
 }
 
 cllm_status cllm_generate(cllm_session *s, const int32_t *prompt, size_t n_prompt,

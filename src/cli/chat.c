@@ -1,0 +1,167 @@
+/* chat.c - `cllm chat`: multi-turn chat with the model's own template. Each user line becomes a
+ * message; the whole conversation is re-rendered and the reply streamed to stdout. */
+#include "cli/cli.h"
+#include "cli/genopts.h"
+
+#include "chat/chat_prompt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *k_chat_help =
+    "usage: cllm chat -m MODEL_DIR [--system TEXT] [options]\n"
+    "\n"
+    "Interactive multi-turn chat using the model's chat template (tokenizer_config.json).\n"
+    "Each line you type is one user message; the reply streams to stdout. Commands: /reset\n"
+    "(forget the conversation), /exit (or end of input). When stdin is not a terminal, each\n"
+    "input line is one message and no prompt is shown.\n"
+    "\n"
+    "  -m, --model DIR          Hugging Face model folder (required)\n"
+    "  --system TEXT            system message at the start of the conversation\n"
+    "%s"
+    "  -v, --verbose            print timings to stderr after each reply\n"
+    "  -h, --help               this help\n";
+
+typedef struct reply {
+    char *text;
+    size_t len, cap;
+} reply;
+
+static int on_token(void *user, int32_t id, const char *text, size_t len) {
+    reply *r = user;
+    (void)id;
+    if (!len) return 0;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    if (r->len + len + 1 > r->cap) {
+        size_t cap = (r->len + len + 1) * 2;
+        char *n = realloc(r->text, cap);
+        if (!n) return 1; /* stop generating rather than lose text silently */
+        r->text = n;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, text, len);
+    r->len += len;
+    r->text[r->len] = 0;
+    return 0;
+}
+
+static json_t *conversation_new(const char *system) {
+    json_t *msgs = json_array();
+    if (msgs && system)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
+    return msgs;
+}
+
+/* One turn: render, tokenize, generate; appends the assistant reply to msgs. */
+static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const chat_prompt *cp,
+                 json_t *msgs, bool verbose) {
+    char *text = NULL;
+    size_t len, n_ids = 0;
+    int32_t *ids = NULL;
+    reply r = {0};
+    bool ok = false;
+    cllm_gen_stats st;
+    cllm_gen_params gp = gen_opts_params(o);
+    if (chat_prompt_render(cp, msgs, NULL, true, &text, &len) ||
+        cllm_tokenize(m, text, len, 0, 1, &ids, &n_ids)) {
+        cli_fail("%s", cllm_last_error());
+        goto done;
+    }
+    if (!*s && !gen_opts_session(o, m, o->ctx > 0 ? o->ctx : 4096, s)) goto done;
+    if (cllm_generate(*s, ids, n_ids, &o->sp, &gp, on_token, &r, &st)) {
+        fputc('\n', stdout);
+        cli_fail("%s", cllm_last_error());
+        goto done;
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    json_array_append_new(
+        msgs, json_pack("{s:s,s:s%}", "role", "assistant", "content", r.text ? r.text : "", r.len));
+    if (verbose) gen_print_timings(m, &st);
+    ok = true;
+done:
+    free(text);
+    free(ids);
+    free(r.text);
+    return ok;
+}
+
+int cmd_chat(int argc, char **argv) {
+    const char *system = NULL;
+    bool verbose = false;
+    int rc = 1;
+    cllm_model *m = NULL;
+    cllm_session *s = NULL;
+    chat_prompt cp = {0};
+    json_t *msgs = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    gen_opts o;
+    if (!gen_opts_init(&o, argc, 512)) return cli_fail("out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = gen_opts_parse(&o, argc, argv, &i);
+        if (r < 0) goto out;
+        if (r > 0) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf(k_chat_help, k_gen_opts_help);
+            rc = 0;
+            goto out;
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = cli_value(argc, argv, &i))) goto out;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = true;
+        } else {
+            cli_fail("chat: unknown option '%s' (see cllm chat --help)", a);
+            goto out;
+        }
+    }
+    if (!o.model) {
+        cli_fail("chat: -m MODEL_DIR is required (see cllm chat --help)");
+        goto out;
+    }
+    gen_opts_finish(&o);
+    if (chat_prompt_load(o.model, &cp)) {
+        cli_fail("%s", cllm_last_error());
+        goto out;
+    }
+    if (!gen_opts_load(&o, true, &m)) goto out;
+    if (!(msgs = conversation_new(system))) goto out;
+    bool tty = isatty(0);
+    for (;;) {
+        if (tty) {
+            fputs("> ", stdout);
+            fflush(stdout);
+        }
+        ssize_t n = getline(&line, &cap, stdin);
+        if (n < 0) break;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (!strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/reset")) {
+            json_decref(msgs);
+            if (!(msgs = conversation_new(system))) goto out;
+            continue;
+        }
+        if (n == 0 && tty) continue;
+        json_t *um = json_pack("{s:s,s:s%}", "role", "user", "content", line, (size_t)n);
+        if (!um) {
+            cli_fail("chat: input is not valid UTF-8");
+            goto out;
+        }
+        json_array_append_new(msgs, um);
+        if (!turn(m, &s, &o, &cp, msgs, verbose)) goto out;
+    }
+    rc = 0;
+out:
+    free(line);
+    json_decref(msgs);
+    chat_prompt_free(&cp);
+    cllm_session_free(s);
+    cllm_model_free(m);
+    gen_opts_free(&o);
+    return rc;
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""End-to-end tests of `cllm run --messages` and `cllm chat` on stories260K with a Llama-2 style
+chat template added beside it (the real folder has none).
+
+Oracle: Python jinja2 renders the template (as transformers does); the rendered text, given to
+`cllm run -p` (which tokenizes it and adds BOS like the template does), must produce the same
+greedy ids as `cllm run --messages`. `cllm chat` fed the same user line must print the same reply.
+
+usage: test_chat_cli.py PATH_TO_CLLM
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import jinja2
+
+CLLM = sys.argv[1]
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTDATA = os.environ.get("CLLM_TESTDATA") or os.path.join(HERE, "..", "..", "..", "shared", "testdata")
+SRC = os.path.join(TESTDATA, "stories260K-hf")
+TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}"
+            "{{ '[INST] ' + m['content'] + ' [/INST]' }}{% elif m['role'] == 'assistant' %}"
+            "{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}")
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+def run(*args, stdin=None):
+    p = subprocess.run([CLLM, *args], capture_output=True, timeout=120, input=stdin)
+    return p.returncode, p.stdout, p.stderr
+
+
+with tempfile.TemporaryDirectory() as d:
+    for f in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json"):
+        os.symlink(os.path.join(SRC, f), os.path.join(d, f))
+    cfg = json.load(open(os.path.join(SRC, "tokenizer_config.json")))
+    cfg["chat_template"] = TEMPLATE
+    json.dump(cfg, open(os.path.join(d, "tokenizer_config.json"), "w"))
+
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    for msgs in ([{"role": "user", "content": "Once upon a time"}],
+                 [{"role": "user", "content": "Lily had a"}, {"role": "assistant", "content": "big box."},
+                  {"role": "user", "content": "Tom saw"}]):
+        conv = os.path.join(d, "conv.json")
+        json.dump({"messages": msgs}, open(conv, "w"))
+        rendered = env.from_string(TEMPLATE).render(messages=msgs, bos_token="<s>", eos_token="</s>")
+        rc, out, err = run("template", "-m", d, "--messages", conv, "--add-generation-prompt")
+        check("template render", rc == 0 and out.decode() == rendered, f"{out!r} vs {rendered!r}")
+        assert rendered.startswith("<s>")
+        rc1, a, e1 = run("run", "-m", d, "--messages", conv, "-n", "30", "--temp", "0", "--ids")
+        rc2, b, e2 = run("run", "-m", d, "-p", rendered[len("<s>"):], "-n", "30", "--temp", "0", "--ids")
+        check("run --messages ids", rc1 == 0 and rc2 == 0 and a == b and a.strip(), f"{a!r} vs {b!r} {e1[-300:]!r}")
+        rc, text, err = run("run", "-m", d, "--messages", conv, "-n", "30", "--temp", "0")
+        check("run --messages text", rc == 0 and len(text) > 1, err[-300:])
+        if len(msgs) == 1:
+            rc, chat_out, err = run("chat", "-m", d, "-n", "30", "--temp", "0",
+                                    stdin=(msgs[0]["content"] + "\n").encode())
+            check("chat reply == run --messages", rc == 0 and chat_out == text, f"{chat_out!r} vs {text!r}")
+    rc, out, err = run("chat", "-m", SRC, "-n", "5")
+    check("chat without template fails cleanly", rc == 1 and b"error" in err, err)
+    bad = os.path.join(d, "bad.json")
+    open(bad, "w").write('{"messages": [{"content": "no role"}]}')
+    rc, out, err = run("run", "-m", d, "--messages", bad)
+    check("bad conversation fails cleanly", rc == 1 and b"role" in err, err)
+    rc, out, err = run("chat", "--help")
+    check("chat --help", rc == 0 and b"/reset" in out)
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
