@@ -3,7 +3,7 @@
  * The tokenizer is loaded with tok_load_dir, not cllm_model_load, so a folder that holds just
  * tokenizer.json (+ tokenizer_config.json) or vocab.json + merges.txt works. The --jsonl modes
  * batch many strings through one process; the differential test against a Hugging Face port
- * (tests/tokenizer_diff) relies on them. */
+ * (tests/tokenizer_diff) relies on them. -m may also name a .gguf file: its vocabulary is used. */
 #include "cli/cli.h"
 
 #include "base/clock.h"
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *k_tokenize_help =
     "usage: cllm tokenize -m MODEL_DIR [options] TEXT\n"
@@ -24,7 +25,7 @@ static const char *k_tokenize_help =
     "(e.g. \"9707\\tHello\", \"1879\\tĠworld\"). MODEL_DIR only needs the tokenizer files\n"
     "(tokenizer.json or vocab.json + merges.txt, and tokenizer_config.json when present).\n"
     "\n"
-    "  -m, --model DIR       model or tokenizer folder (required)\n"
+    "  -m, --model DIR       model or tokenizer folder, or a .gguf file (required)\n"
     "  -f, --file FILE       tokenize the contents of FILE instead of TEXT\n"
     "  -e, --escape          process \\n \\t \\r \\\\ \\\" escapes in TEXT\n"
     "  --ids-only            print only the ids, space-separated on one line\n"
@@ -47,11 +48,21 @@ static const char *k_detokenize_help =
     "tokenizer.decode() does (special tokens are kept unless --skip-special). No newline is\n"
     "added after the text.\n"
     "\n"
-    "  -m, --model DIR       model or tokenizer folder (required)\n"
+    "  -m, --model DIR       model or tokenizer folder, or a .gguf file (required)\n"
     "  --skip-special        drop special tokens; HF skip_special_tokens=True\n"
     "  --jsonl               read stdin: each line is a JSON array of ids; print for each the\n"
     "                        decoded text as a JSON string on one line\n"
     "  -h, --help            this help\n";
+
+/* A file named *.gguf holds its own vocabulary (a missing one gets the GGUF loader's "cannot
+ * open" error); anything else, including a folder named *.gguf, is a model folder. */
+static cllm_status load_tokenizer(const char *model, tokenizer **t) {
+    struct stat sb;
+    size_t n = strlen(model);
+    if (n > 5 && !strcmp(model + n - 5, ".gguf") && (stat(model, &sb) != 0 || S_ISREG(sb.st_mode)))
+        return tok_load_gguf(model, t);
+    return tok_load_dir(model, t);
+}
 
 /* Whole file, NUL-terminated; NULL on failure. */
 static char *slurp(const char *path, size_t *len) {
@@ -204,7 +215,7 @@ int cmd_tokenize(int argc, char **argv) {
         return cli_fail("tokenize: give exactly one of TEXT, -f FILE, --jsonl, --bench FILE");
 
     tokenizer *t = NULL;
-    if (tok_load_dir(model, &t) != CLLM_OK) return cli_fail("%s", cllm_last_error());
+    if (load_tokenizer(model, &t) != CLLM_OK) return cli_fail("%s", cllm_last_error());
     int rc = 0;
     if (jsonl) {
         rc = tokenize_jsonl(t, add_special, parse_special);
@@ -352,7 +363,7 @@ int cmd_detokenize(int argc, char **argv) {
         cli_fail("detokenize: give either token ids or --jsonl");
         goto out;
     }
-    if (tok_load_dir(model, &t) != CLLM_OK) {
+    if (load_tokenizer(model, &t) != CLLM_OK) {
         cli_fail("%s", cllm_last_error());
         goto out;
     }

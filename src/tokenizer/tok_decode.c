@@ -309,6 +309,25 @@ static cllm_status dec_apply(const tok_dec *d, tok_match *m, const tok_words *in
     return CLLM_OK;
 }
 
+/* Run the pending token strings through the decoder chain and append the text. */
+static cllm_status flush_words(const tokenizer *t, tok_match *m, tok_words *in, tok_words *res,
+                               tok_buf *out) {
+    const tok_words *fin = in;
+    cllm_status st = CLLM_OK;
+    if (t->decoder) {
+        st = dec_apply(t->decoder, m, in, res);
+        fin = res;
+    }
+    /* Without a decoder HF joins the tokens with spaces. */
+    for (size_t i = 0; i < fin->n && st == CLLM_OK; i++) {
+        if (!t->decoder && i > 0) st = tok_buf_append(out, " ", 1);
+        if (st == CLLM_OK) st = tok_buf_append(out, WORD(fin, i), fin->w[i].len);
+    }
+    tok_words_clear(in);
+    tok_words_clear(res);
+    return st;
+}
+
 cllm_status tok_decode_append(const tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
                               tok_buf *out) {
     tok_words in = {0}, res = {0};
@@ -320,18 +339,15 @@ cllm_status tok_decode_append(const tokenizer *t, const int32_t *ids, size_t n, 
         int32_t id = ids[i];
         if (id < 0 || id >= t->n_ids || !t->pieces[id]) continue;
         if (skip_special && t->is_special[id]) continue;
+        if (t->added_verbatim &&
+            tok_strmap_get(&t->added_map, t->pieces[id], t->piece_lens[id]) == id) {
+            st = flush_words(t, &m, &in, &res, out);
+            if (st == CLLM_OK) st = tok_buf_append(out, t->pieces[id], t->piece_lens[id]);
+            continue;
+        }
         st = tok_words_add(&in, t->pieces[id], t->piece_lens[id], false);
     }
-    const tok_words *fin = &in;
-    if (st == CLLM_OK && t->decoder) {
-        st = dec_apply(t->decoder, &m, &in, &res);
-        fin = &res;
-    }
-    /* Without a decoder HF joins the tokens with spaces. */
-    for (size_t i = 0; i < fin->n && st == CLLM_OK; i++) {
-        if (!t->decoder && i > 0) st = tok_buf_append(out, " ", 1);
-        if (st == CLLM_OK) st = tok_buf_append(out, WORD(fin, i), fin->w[i].len);
-    }
+    if (st == CLLM_OK) st = flush_words(t, &m, &in, &res, out);
     tok_words_free(&in);
     tok_words_free(&res);
     tok_match_free(&m);

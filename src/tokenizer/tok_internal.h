@@ -283,6 +283,9 @@ struct tokenizer {
     bool has_post; /* tokenizer.json has a non-null post_processor */
 
     int32_t bos_id, eos_id;
+    /* Decode added tokens as their literal text, outside the decoder chain (llama.cpp's rule
+     * for GGUF vocabularies, whose user-defined tokens are stored unmapped). */
+    bool added_verbatim;
 };
 
 #define TOK_SMALL_CP 0x800
@@ -299,6 +302,11 @@ cllm_status tok_post_parse(tokenizer *t, const json_t *j, const char *path);
 cllm_status tok_config_apply(tokenizer *t, const json_t *cfg, const char *path);
 /* Parse added_tokens_decoder from tokenizer_config.json into added tokens. */
 cllm_status tok_config_added(tokenizer *t, const json_t *cfg, const char *path);
+
+/* GGUF: install the pre-tokenizer llama.cpp uses for tokenizer.ggml.pre = pre (len bytes; empty
+ * means "default"); sets ignore_merges and *add_bos (the name's default for add_bos_token). */
+cllm_status tok_gguf_pretok(tokenizer *t, const char *pre, size_t len, const char *path,
+                            bool *add_bos);
 
 /* Decode the raw pieces of ids (already filtered for skip_special) through the decoder chain.
  * Appends to out. */

@@ -2,7 +2,7 @@
  *
  * Loads tokenizer.json (BPE model: byte-level GPT-2/Qwen2/Llama-3 style, and SentencePiece-style
  * with Metaspace or Prepend/Replace normalizer and byte fallback) or vocab.json + merges.txt
- * (GPT-2 byte-level BPE), plus tokenizer_config.json when present. */
+ * (GPT-2 byte-level BPE), plus tokenizer_config.json when present; or a GGUF file's vocab. */
 #ifndef CLLM_TOKENIZER_TOKENIZER_H
 #define CLLM_TOKENIZER_TOKENIZER_H
 
@@ -20,6 +20,10 @@ cllm_status tok_load_dir(const char *dir, tokenizer **out);
 cllm_status tok_load_files(const char *tokenizer_json, const char *vocab_json,
                            const char *merges_txt, const char *tokenizer_config_json,
                            tokenizer **out);
+/* Load from a GGUF file's tokenizer.ggml.* metadata: model "gpt2" (byte-level BPE with the
+ * pre-tokenizer tokenizer.ggml.pre names) or "llama" (SentencePiece: score-ordered merges, byte
+ * fallback). Other models (e.g. "bert" WordPiece) give CLLM_ERR_UNSUPPORTED. */
+cllm_status tok_load_gguf(const char *path, tokenizer **out);
 void tok_free(tokenizer *t);
 
 /* Number of ids (model vocab + added tokens): max id + 1. */
