@@ -1,4 +1,4 @@
-/* kv_cache.c - block pool allocation, reference counts and block tables. */
+/* kv_cache.c - KV pool memory; block ids and tables are delegated to the block manager. */
 #include "kv/kv_cache.h"
 
 #include "base/error.h"
@@ -37,16 +37,15 @@ cllm_status kv_cache_create(int n_layers, int n_kv_heads, int head_dim, int bloc
     total = (total + 63) / 64 * 64;
     kv->k = aligned_alloc(64, total);
     kv->v = aligned_alloc(64, total);
-    kv->ref = calloc((size_t)n_blocks, sizeof(int32_t));
-    kv->free_list = malloc((size_t)n_blocks * sizeof(int32_t));
-    if (!kv->k || !kv->v || !kv->ref || !kv->free_list) {
+    if (!kv->k || !kv->v) {
         kv_cache_free(kv);
         return err_set(CLLM_ERR_NOMEM, "kv cache: cannot allocate %zu MiB", 2 * total >> 20);
     }
-    /* pop order 0, 1, 2, ... */
-    for (int i = 0; i < n_blocks; i++)
-        kv->free_list[i] = n_blocks - 1 - i;
-    kv->n_free = n_blocks;
+    cllm_status st = kv_bm_create(n_blocks, block_size, &kv->bm);
+    if (st) {
+        kv_cache_free(kv);
+        return st;
+    }
     *out = kv;
     return CLLM_OK;
 }
@@ -55,45 +54,18 @@ void kv_cache_free(kv_cache *kv) {
     if (!kv) return;
     free(kv->k);
     free(kv->v);
-    free(kv->ref);
-    free(kv->free_list);
+    kv_bm_free(kv->bm);
     free(kv);
 }
 
 cllm_status kv_seq_reserve(kv_cache *kv, kv_seq *s, int n_tokens) {
-    int need = (n_tokens + kv->block_size - 1) / kv->block_size;
-    if (need <= s->n_blocks) return CLLM_OK;
-    if (need > s->cap) {
-        int cap = s->cap ? s->cap : 8;
-        while (cap < need)
-            cap *= 2;
-        int32_t *nb = realloc(s->blocks, (size_t)cap * sizeof(int32_t));
-        if (!nb) return err_set(CLLM_ERR_NOMEM, "out of memory");
-        s->blocks = nb;
-        s->cap = cap;
-    }
-    if (need - s->n_blocks > kv->n_free)
-        return err_set(CLLM_ERR_LIMIT, "kv cache full: need %d more blocks, %d free",
-                       need - s->n_blocks, kv->n_free);
-    while (s->n_blocks < need) {
-        int32_t b = kv->free_list[--kv->n_free];
-        kv->ref[b] = 1;
-        s->blocks[s->n_blocks++] = b;
-    }
-    return CLLM_OK;
+    return kv_bm_seq_reserve(kv->bm, s, n_tokens);
 }
 
 void kv_seq_release(kv_cache *kv, kv_seq *s) {
-    for (int i = s->n_blocks - 1; i >= 0; i--) {
-        int32_t b = s->blocks[i];
-        if (--kv->ref[b] == 0) kv->free_list[kv->n_free++] = b;
-    }
-    s->n_blocks = 0;
+    kv_bm_seq_release(kv->bm, s);
 }
 
 void kv_seq_free(kv_cache *kv, kv_seq *s) {
-    if (!s) return;
-    if (kv) kv_seq_release(kv, s);
-    free(s->blocks);
-    memset(s, 0, sizeof *s);
+    kv_bm_seq_free(kv ? kv->bm : NULL, s);
 }

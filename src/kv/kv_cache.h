@@ -1,5 +1,5 @@
-/* kv_cache.h - the paged KV cache: one pool of fixed-size blocks (per layer, K and V), a free
- * list with reference counts, and per-sequence block tables.
+/* kv_cache.h - the paged KV cache: one pool of fixed-size blocks (per layer, K and V) whose ids,
+ * reference counts and prefix cache are managed by a kv_block_manager (block_manager.h).
  *
  * Layout: K is [layer][block][kv_head][head_dim][slot] (transposed inside a block, so attention
  * scores a whole block with broadcast FMAs) and V is [layer][block][kv_head][slot][head_dim], in
@@ -8,6 +8,7 @@
 #define CLLM_KV_KV_CACHE_H
 
 #include "base/dtype.h"
+#include "kv/block_manager.h"
 #include "cllm.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -19,9 +20,7 @@ typedef struct kv_cache {
     size_t block_bytes; /* one block of one layer: n_kv_heads * head_bytes */
     size_t layer_bytes; /* n_blocks * block_bytes */
     uint8_t *k, *v;
-    int32_t *ref;       /* reference count per block */
-    int32_t *free_list; /* stack of free block ids */
-    int n_free;
+    kv_block_manager *bm; /* which blocks are free, used, cached; block tables */
 } kv_cache;
 
 /* Allocates n_blocks blocks for all layers (pages are touched lazily by the OS). */
@@ -31,13 +30,8 @@ void kv_cache_free(kv_cache *kv);
 /* Bytes of K+V per token over all layers. */
 size_t kv_bytes_per_token(int n_layers, int n_kv_heads, int head_dim, dtype dt);
 
-/* A sequence's block table. */
-typedef struct kv_seq {
-    int32_t *blocks;
-    int n_blocks, cap;
-} kv_seq;
-
-/* Make the table cover n_tokens positions, taking fresh blocks from the pool.
+/* Positions-only block tables (no prefix caching), thin wrappers over the block manager.
+ * Make the table cover n_tokens positions, taking fresh blocks from the pool.
  * CLLM_ERR_LIMIT when the pool is exhausted (the table keeps what it had). */
 cllm_status kv_seq_reserve(kv_cache *kv, kv_seq *s, int n_tokens);
 /* Give all blocks back (ref count -1 each) and empty the table. */
