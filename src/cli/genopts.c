@@ -8,7 +8,7 @@
 #include <time.h>
 
 const char *const k_gen_opts_help =
-    "  -n, --n-predict N        max new tokens (default %ld)\n"
+    "  -n, --n-predict N        max new tokens (run: 128, chat: 512 per reply)\n"
     "  --temp T                 temperature; 0 = greedy (default 0.8)\n"
     "  --top-k K                keep the K most likely tokens; 0 = off (default 40)\n"
     "  --top-p P                nucleus sampling in (0, 1]; 1 = off (default 0.95)\n"
