@@ -155,6 +155,112 @@ cllm_status cllm_session_eval(cllm_session *s, const int32_t *ids, size_t n, int
 /* The logits [vocab] of the last token evaluated (valid until the next call). */
 const float *cllm_session_logits(const cllm_session *s);
 
+/* ---- serving engine: many requests at once (continuous batching, paged KV with prefix
+ * caching, chunked prefill, preemption by recompute) ----
+ *
+ *   cllm_engine *e;
+ *   cllm_engine_params ep = cllm_engine_default_params();
+ *   cllm_engine_create(m, &ep, &e);
+ *   cllm_request r = cllm_request_default(); r.text = "Once upon a time"; r.max_tokens = 64;
+ *   cllm_request_id id;
+ *   cllm_engine_submit(e, &r, &id);
+ *   while (cllm_engine_has_work(e)) {
+ *       const cllm_event *ev; size_t n;
+ *       cllm_engine_step(e, &ev, &n);   (one forward over every scheduled token)
+ *       ... ev[i].text, ev[i].finished ...
+ *   }
+ *   cllm_engine_free(e);
+ *
+ * For a given request and seed the tokens and logits are bitwise the same whether it runs alone
+ * or with others, whatever the chunking, prefix-cache hits or preemptions. All functions lock
+ * the engine, so submit / cancel / stats may be called from other threads (they wait while a
+ * step runs). */
+
+typedef struct cllm_engine cllm_engine;
+typedef int64_t cllm_request_id;
+
+typedef struct cllm_engine_params {
+    int64_t kv_memory; /* KV budget in bytes; <= 0: use kv_tokens */
+    int kv_tokens;     /* KV budget in tokens when kv_memory <= 0; <= 0: 16384 */
+    int block_size;    /* tokens per KV block (default 16) */
+    cllm_kv_type kv_type;
+    int max_batched_tokens; /* tokens per step (default 512) */
+    int max_seqs;           /* running sequences per step (default 64) */
+    int no_prefix_cache;    /* disable prefix caching */
+    int max_model_len;      /* per-request context; <= 0: the model's */
+} cllm_engine_params;
+
+cllm_engine_params cllm_engine_default_params(void);
+
+typedef struct cllm_request {
+    const int32_t *prompt; /* token ids, or NULL to tokenize text (with BOS etc.) */
+    size_t n_prompt;
+    const char *text;
+    cllm_sampling_params sampling;
+    int max_tokens;          /* >= 1 */
+    const char *const *stop; /* stop strings (copied; not emitted) */
+    int n_stop;
+    int ignore_eos;
+} cllm_request;
+
+/* Greedy sampling, 16 max tokens, nothing else set. */
+cllm_request cllm_request_default(void);
+
+typedef enum cllm_finish_reason {
+    CLLM_REASON_NONE = 0, /* not finished */
+    CLLM_REASON_STOP,     /* EOS or a stop string */
+    CLLM_REASON_LENGTH,   /* max_tokens reached */
+    CLLM_REASON_CANCELLED,
+    CLLM_REASON_ERROR,
+} cllm_finish_reason;
+
+/* At most one event per request per step. token: the new token (-1 if none, e.g. cancelled);
+ * text: newly completed text (may be empty while a UTF-8 character or a possible stop string is
+ * pending; NULL without a tokenizer), valid until the next step. */
+typedef struct cllm_event {
+    cllm_request_id id;
+    int32_t token;
+    const char *text;
+    size_t len;
+    cllm_finish_reason finished;
+    int n_prompt, n_generated, n_cached; /* n_cached: prompt tokens served by the prefix cache */
+} cllm_event;
+
+typedef struct cllm_engine_stats {
+    int n_running, n_waiting;
+    int kv_blocks_total, kv_blocks_used, kv_blocks_free, kv_blocks_cached, block_size;
+    int64_t prompt_tokens;     /* prompt tokens admitted (recomputes included) */
+    int64_t prefix_hit_tokens; /* of those, served from the prefix cache */
+    int64_t tokens_processed;  /* rows through the model */
+    int64_t tokens_generated;
+    int64_t preemptions, steps;
+} cllm_engine_stats;
+
+cllm_status cllm_engine_create(cllm_model *m, const cllm_engine_params *p, cllm_engine **out);
+/* Frees every request still queued (no events). */
+void cllm_engine_free(cllm_engine *e);
+/* Rejects (CLLM_ERR_LIMIT, with the numbers) requests that exceed the context or can never fit
+ * in the KV pool; CLLM_ERR_INVALID_ARG for bad ids or parameters. */
+cllm_status cllm_engine_submit(cllm_engine *e, const cllm_request *r, cllm_request_id *id);
+/* The request finishes with CLLM_REASON_CANCELLED at the next step, releasing its KV blocks.
+ * CLLM_ERR_NOT_FOUND if it is unknown or already finished. */
+cllm_status cllm_engine_cancel(cllm_engine *e, cllm_request_id id);
+/* Schedule, run one forward over all scheduled tokens, sample, report. *events (engine-owned)
+ * stays valid until the next step. An error of the forward finishes the affected requests with
+ * CLLM_REASON_ERROR and returns the status. */
+cllm_status cllm_engine_step(cllm_engine *e, const cllm_event **events, size_t *n_events);
+/* Non-zero while requests are waiting or running (their last events come from a step). */
+int cllm_engine_has_work(cllm_engine *e);
+void cllm_engine_get_stats(cllm_engine *e, cllm_engine_stats *out);
+
+/* Debug / test hooks. The logits hook sees each row of logits a request samples from (before
+ * penalties), with the index of the token being generated. */
+typedef void (*cllm_logits_hook)(void *user, cllm_request_id id, int index, const float *logits,
+                                 int vocab);
+void cllm_engine_set_logits_hook(cllm_engine *e, cllm_logits_hook hook, void *user);
+/* Check the KV pool's invariants against every live sequence (CLLM_ERR_INTERNAL on violation). */
+cllm_status cllm_engine_check(cllm_engine *e);
+
 #ifdef __cplusplus
 }
 #endif
