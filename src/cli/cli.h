@@ -4,6 +4,7 @@
 
 #include "cllm.h"
 #include <stdbool.h>
+#include <stdint.h>
 
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
@@ -18,6 +19,8 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse a number option; on error print a message and return false. */
 bool cli_int(const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_float(const char *opt, const char *s, double lo, double hi, double *out);
+/* A byte size: plain bytes or with a KiB/MiB/GiB (or K/M/G) suffix. */
+bool cli_size(const char *opt, const char *s, int64_t *out);
 /* Comma-separated non-negative integers (malloc'd). */
 bool cli_int_list(const char *opt, const char *s, long lo, long hi, long **out, int *n);
 /* Replace \n \t \r \\ \" \' escapes in place. */

@@ -1,6 +1,7 @@
 /* run.c - `cllm run`: generate a continuation of a prompt (or a reply to a conversation),
  * streaming text to stdout and llama.cpp-style timings to stderr. */
 #include "cli/cli.h"
+#include "cli/batch.h"
 #include "cli/genopts.h"
 
 #include "chat/chat_prompt.h"
@@ -27,6 +28,20 @@ static const char *k_run_help =
     "                           rendered with the model's chat template plus the generation\n"
     "                           prompt; only the reply is printed\n"
     "%s"
+    "  --input FILE             batch mode: {\"requests\": [{\"prompt\": ...} | {\"messages\": "
+    "[...]},\n"
+    "                           ...], \"temperature\", \"top_p\", \"top_k\", "
+    "\"max_generate_length\",\n"
+    "                           \"seed\" (also per request)}; all requests run together through "
+    "the\n"
+    "                           serving engine (continuous batching)\n"
+    "  --output FILE            batch mode: {\"responses\": [{\"output_ids\", \"output_text\",\n"
+    "                           \"finish_reason\", \"prompt_tokens\", \"completion_tokens\"}]}\n"
+    "  --kv-memory SIZE         batch mode KV budget, e.g. 512MiB, 2GiB (default: -c tokens or "
+    "16384)\n"
+    "  --max-seqs N             batch mode: sequences per step (default 64)\n"
+    "  --max-batched-tokens N   batch mode: tokens per step (default 512)\n"
+    "  --no-prefix-cache        batch mode: do not reuse KV of shared prompt prefixes\n"
     "  --ids                    print the generated token ids (one line) instead of text\n"
     "  --dump-logits FILE       write each step's logits (float32, vocab per row) to FILE\n"
     "  -h, --help               this help\n"
@@ -91,7 +106,10 @@ static bool messages_to_ids(const cllm_model *m, const char *model_dir, const ch
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL, *dump = NULL, *messages = NULL;
+    const char *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL, *dump = NULL, *messages = NULL,
+               *input = NULL, *output = NULL, *kv_mem = NULL;
+    long max_seqs = 64, max_batched = 512;
+    bool no_prefix_cache = false;
     bool escape = false, print_ids = false;
     int rc = 1;
     char *prompt_buf = NULL;
@@ -117,6 +135,9 @@ int cmd_run(int argc, char **argv) {
                            : !strcmp(a, "--prompt-ids")               ? &ids_arg
                            : !strcmp(a, "--messages")                 ? &messages
                            : !strcmp(a, "--dump-logits")              ? &dump
+                           : !strcmp(a, "--input")                    ? &input
+                           : !strcmp(a, "--output")                   ? &output
+                           : !strcmp(a, "--kv-memory")                ? &kv_mem
                                                                       : NULL;
         if (dst) {
             if (!(*dst = cli_value(argc, argv, &i))) goto out;
@@ -124,6 +145,11 @@ int cmd_run(int argc, char **argv) {
             escape = true;
         } else if (!strcmp(a, "--ids")) {
             print_ids = true;
+        } else if (!strcmp(a, "--no-prefix-cache")) {
+            no_prefix_cache = true;
+        } else if (!strcmp(a, "--max-seqs") || !strcmp(a, "--max-batched-tokens")) {
+            const char *v = cli_value(argc, argv, &i);
+            if (!v || !cli_int(a, v, 1, 1 << 20, a[6] == 's' ? &max_seqs : &max_batched)) goto out;
         } else {
             cli_fail("run: unknown option '%s' (see cllm run --help)", a);
             goto out;
@@ -131,6 +157,24 @@ int cmd_run(int argc, char **argv) {
     }
     if (!o.model) {
         cli_fail("run: -m MODEL_DIR is required (see cllm run --help)");
+        goto out;
+    }
+    if (input || output) {
+        if (!input || !output || prompt || prompt_file || ids_arg || messages) {
+            cli_fail("run: batch mode needs --input and --output and no other prompt option");
+            goto out;
+        }
+        cllm_engine_params ep = cllm_engine_default_params();
+        if (kv_mem && !cli_size("--kv-memory", kv_mem, &ep.kv_memory)) goto out;
+        if (o.ctx > 0) ep.kv_tokens = (int)o.ctx;
+        ep.block_size = (int)o.block;
+        ep.kv_type = o.kv_type;
+        ep.max_seqs = (int)max_seqs;
+        ep.max_batched_tokens = (int)max_batched;
+        ep.no_prefix_cache = no_prefix_cache;
+        gen_opts_finish(&o);
+        if (!gen_opts_load(&o, true, &m)) goto out;
+        rc = cli_run_batch(&o, &ep, m, input, output);
         goto out;
     }
     if (!!prompt + !!prompt_file + !!ids_arg + !!messages != 1) {

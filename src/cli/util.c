@@ -116,3 +116,24 @@ const char *cli_value(int argc, char **argv, int *i) {
     }
     return argv[++*i];
 }
+
+bool cli_size(const char *opt, const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (!strcmp(end, "KiB") || !strcmp(end, "K") || !strcmp(end, "k"))
+        mul = 1024.0;
+    else if (!strcmp(end, "MiB") || !strcmp(end, "M"))
+        mul = 1024.0 * 1024;
+    else if (!strcmp(end, "GiB") || !strcmp(end, "G"))
+        mul = 1024.0 * 1024 * 1024;
+    else if (*end)
+        mul = -1;
+    if (errno || end == s || mul < 0 || !(v > 0) || v * mul > 1e15) {
+        cli_fail("%s: expected a size such as 512MiB or 2GiB, got '%s'", opt, s);
+        return false;
+    }
+    *out = (int64_t)(v * mul);
+    return true;
+}

@@ -1,0 +1,11 @@
+/* batch.h - running a file of requests through the serving engine (`cllm run --input`). */
+#ifndef CLLM_CLI_BATCH_H
+#define CLLM_CLI_BATCH_H
+
+#include "cli/genopts.h"
+
+/* Returns the process exit code (errors printed). */
+int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m, const char *in,
+                  const char *out);
+
+#endif
