@@ -24,7 +24,9 @@ static const char *k_bench_help =
     "  -b, --batch-size N      prompt batch size (default 512)\n"
     "  --kv-type f32|f16|bf16  KV cache element type (default: the model's dtype)\n"
     "\n"
-    "Token ids are pseudo-random; no sampling is timed (as llama-bench). 0 disables a test.\n";
+    "Token ids are pseudo-random; no sampling is timed (as llama-bench). 0 disables a test.\n"
+    "\n"
+    "cllm bench --serve ...  offline serving throughput (see cllm bench --serve --help)\n";
 
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
@@ -53,6 +55,8 @@ int cmd_bench(int argc, char **argv) {
     long *pp = NULL, *tg = NULL, threads = 0, reps = 5, batch = 512;
     int npp = 0, ntg = 0, rc = 1;
     cllm_kv_type kv_type = CLLM_KV_AUTO;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--serve")) return cmd_bench_serve(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

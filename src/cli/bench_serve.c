@@ -1,0 +1,408 @@
+/* bench_serve.c - `cllm bench --serve`: offline serving throughput through the engine (like
+ * vLLM's throughput benchmark): N requests of random token ids, EOS ignored, at most C in the
+ * engine at a time; output tokens/s, requests/s, TTFT / TPOT percentiles, prefix-cache hits. */
+#include "cli/cli.h"
+
+#include "base/clock.h"
+#include "base/cpu.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *k_serve_help =
+    "usage: cllm bench --serve -m MODEL_DIR [options]\n"
+    "\n"
+    "Offline serving throughput: N requests of pseudo-random token ids (deterministic), EOS\n"
+    "ignored, greedy sampling, run through the serving engine (continuous batching, paged KV,\n"
+    "prefix cache) keeping at most C requests in the engine.\n"
+    "\n"
+    "  -m, --model DIR            model folder (a tokenizer is not needed)\n"
+    "  --requests N               number of requests (default 64)\n"
+    "  --prompt-len P             prompt tokens per request (default 128)\n"
+    "  --gen-len G                output tokens per request (default 128)\n"
+    "  --concurrency C            at most C requests in the engine at once; 0: submit all at\n"
+    "                             once (default 32)\n"
+    "  --shared-prefix L          all prompts start with the same L tokens (L <= P), then\n"
+    "                             distinct ones (default 0)\n"
+    "  --kv-memory SIZE           KV pool budget: BYTES, NKiB, NMiB or NGiB\n"
+    "  -c, --ctx-size N           KV pool budget in tokens (when --kv-memory is not given;\n"
+    "                             default: the engine's, 16384)\n"
+    "  --max-seqs N               running sequences per step (default: the engine's, 64)\n"
+    "  --max-batched-tokens N     tokens per step (default: the engine's, 512)\n"
+    "  --block-size N             tokens per KV block (default: the engine's, 16)\n"
+    "  --kv-type f32|f16|bf16     KV cache element type (default: the model's dtype)\n"
+    "  --no-prefix-cache          disable prefix caching\n"
+    "  --no-single                skip the single-stream comparison run\n"
+    "  -t, --threads N            threads (default: number of CPUs)\n"
+    "  -h, --help                 this help\n"
+    "\n"
+    "Reports total output tokens/s, requests/s, prompt tokens submitted vs computed (prefix-\n"
+    "cache hits), TTFT (submit to first token) and TPOT (time per output token after the first)\n"
+    "mean/p50/p95/p99 in ms, peak KV blocks used, preemptions and, unless --no-single, the\n"
+    "decode tokens/s of one request alone (same prompt and output lengths) for comparison.\n";
+
+typedef struct serve_opts {
+    const char *model;
+    long requests, prompt_len, gen_len, concurrency, shared_prefix, threads;
+    cllm_engine_params ep;
+    bool single;
+} serve_opts;
+
+typedef struct req_state {
+    cllm_request_id id;
+    double t_submit, t_first, t_end;
+    int n_gen, n_cached;
+    bool done;
+} req_state;
+
+static uint64_t xorshift(uint64_t *x) {
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
+/* "123", "64KiB", "512MiB", "2GiB" (also K/M/G, KB/MB/GB as binary units) */
+static bool parse_bytes(const char *opt, const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mul = 1;
+    if (!strcmp(end, "") || !strcmp(end, "B"))
+        mul = 1;
+    else if (!strcmp(end, "K") || !strcmp(end, "KiB") || !strcmp(end, "KB"))
+        mul = 1024.0;
+    else if (!strcmp(end, "M") || !strcmp(end, "MiB") || !strcmp(end, "MB"))
+        mul = 1048576.0;
+    else if (!strcmp(end, "G") || !strcmp(end, "GiB") || !strcmp(end, "GB"))
+        mul = 1073741824.0;
+    else
+        end = NULL;
+    if (errno || !end || end == s || !(v > 0) || v * mul > 1e15) {
+        cli_fail("%s: expected BYTES, NKiB, NMiB or NGiB, got '%s'", opt, s);
+        return false;
+    }
+    *out = (int64_t)(v * mul);
+    return true;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* linear interpolation between closest ranks (numpy's default); v sorted */
+static double percentile(const double *v, int n, double p) {
+    if (n <= 0) return 0;
+    double r = p / 100.0 * (n - 1);
+    int lo = (int)r;
+    if (lo >= n - 1) return v[n - 1];
+    return v[lo] + (r - lo) * (v[lo + 1] - v[lo]);
+}
+
+static void print_dist(const char *name, double *v, int n) {
+    if (n <= 0) {
+        printf("%-24s n/a\n", name);
+        return;
+    }
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    printf("%-24s mean %.2f  p50 %.2f  p95 %.2f  p99 %.2f\n", name, s / n * 1e3,
+           percentile(v, n, 50) * 1e3, percentile(v, n, 95) * 1e3, percentile(v, n, 99) * 1e3);
+}
+
+static int find_req(const req_state *r, int n, cllm_request_id id) {
+    /* ids are handed out in increasing order: binary search, then a linear fallback */
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (r[mid].id == id) return mid;
+        if (r[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (r[i].id == id) return i;
+    return -1;
+}
+
+typedef struct run_result {
+    double wall;
+    int peak_blocks;
+    cllm_engine_stats st;
+} run_result;
+
+/* Run n requests (prompts[i] of plen tokens) with at most conc in the engine (0: all). */
+static int run_requests(cllm_model *m, const cllm_engine_params *ep, int32_t *const *prompts, int n,
+                        int plen, int glen, int conc, req_state *rs, run_result *res) {
+    cllm_engine *e;
+    if (cllm_engine_create(m, ep, &e)) return cli_fail("%s", cllm_last_error());
+    memset(rs, 0, sizeof(req_state) * (size_t)n);
+    memset(res, 0, sizeof *res);
+    int submitted = 0, finished = 0, rc = 0;
+    double t0 = clock_now();
+    while (finished < n) {
+        while (submitted < n && (conc <= 0 || submitted - finished < conc)) {
+            cllm_request r = cllm_request_default();
+            r.prompt = prompts[submitted];
+            r.n_prompt = (size_t)plen;
+            r.max_tokens = glen;
+            r.ignore_eos = 1;
+            rs[submitted].t_submit = clock_now();
+            if (cllm_engine_submit(e, &r, &rs[submitted].id)) {
+                rc = cli_fail("request %d: %s", submitted, cllm_last_error());
+                goto out;
+            }
+            submitted++;
+        }
+        const cllm_event *ev;
+        size_t nev;
+        if (cllm_engine_step(e, &ev, &nev)) {
+            rc = cli_fail("%s", cllm_last_error());
+            goto out;
+        }
+        double now = clock_now();
+        cllm_engine_stats st;
+        cllm_engine_get_stats(e, &st);
+        if (st.kv_blocks_used > res->peak_blocks) res->peak_blocks = st.kv_blocks_used;
+        for (size_t k = 0; k < nev; k++) {
+            int i = find_req(rs, submitted, ev[k].id);
+            if (i < 0 || rs[i].done) continue;
+            if (ev[k].token >= 0) {
+                if (rs[i].n_gen == 0) rs[i].t_first = now;
+                rs[i].n_gen++;
+            }
+            rs[i].n_cached = ev[k].n_cached;
+            if (ev[k].finished) {
+                if (ev[k].finished != CLLM_REASON_LENGTH) {
+                    rc = cli_fail("request %d finished early (reason %d)", i, (int)ev[k].finished);
+                    goto out;
+                }
+                rs[i].t_end = now;
+                rs[i].done = true;
+                finished++;
+            }
+        }
+        if (!cllm_engine_has_work(e) && finished < n && submitted == n) {
+            rc = cli_fail("engine drained with %d of %d requests unfinished", n - finished, n);
+            goto out;
+        }
+    }
+    res->wall = clock_now() - t0;
+    cllm_engine_get_stats(e, &res->st);
+out:
+    cllm_engine_free(e);
+    return rc;
+}
+
+static bool parse_opts(int argc, char **argv, serve_opts *o, int *rc) {
+    *rc = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long x;
+        if (!strcmp(a, "--serve")) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(k_serve_help, stdout);
+            *rc = 0;
+            return false;
+        }
+        if (!strcmp(a, "--no-prefix-cache")) {
+            o->ep.no_prefix_cache = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-single")) {
+            o->single = false;
+            continue;
+        }
+        if (!(v = cli_value(argc, argv, &i))) return false;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            o->model = v;
+        else if (!strcmp(a, "--requests")) {
+            if (!cli_int(a, v, 1, 1000000, &o->requests)) return false;
+        } else if (!strcmp(a, "--prompt-len")) {
+            if (!cli_int(a, v, 1, 1 << 20, &o->prompt_len)) return false;
+        } else if (!strcmp(a, "--gen-len")) {
+            if (!cli_int(a, v, 1, 1 << 20, &o->gen_len)) return false;
+        } else if (!strcmp(a, "--concurrency")) {
+            if (!cli_int(a, v, 0, 1000000, &o->concurrency)) return false;
+        } else if (!strcmp(a, "--shared-prefix")) {
+            if (!cli_int(a, v, 0, 1 << 20, &o->shared_prefix)) return false;
+        } else if (!strcmp(a, "--kv-memory")) {
+            if (!parse_bytes(a, v, &o->ep.kv_memory)) return false;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
+            if (!cli_int(a, v, 1, 1 << 26, &x)) return false;
+            o->ep.kv_tokens = (int)x;
+        } else if (!strcmp(a, "--max-seqs")) {
+            if (!cli_int(a, v, 1, 1 << 20, &x)) return false;
+            o->ep.max_seqs = (int)x;
+        } else if (!strcmp(a, "--max-batched-tokens")) {
+            if (!cli_int(a, v, 1, 1 << 24, &x)) return false;
+            o->ep.max_batched_tokens = (int)x;
+        } else if (!strcmp(a, "--block-size")) {
+            if (!cli_int(a, v, 1, 1 << 16, &x)) return false;
+            o->ep.block_size = (int)x;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!strcmp(v, "f32"))
+                o->ep.kv_type = CLLM_KV_F32;
+            else if (!strcmp(v, "f16"))
+                o->ep.kv_type = CLLM_KV_F16;
+            else if (!strcmp(v, "bf16"))
+                o->ep.kv_type = CLLM_KV_BF16;
+            else {
+                cli_fail("--kv-type: expected f32, f16 or bf16");
+                return false;
+            }
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!cli_int(a, v, 1, 256, &o->threads)) return false;
+        } else {
+            cli_fail("bench --serve: unknown option '%s' (see cllm bench --serve --help)", a);
+            return false;
+        }
+    }
+    if (!o->model) {
+        cli_fail("bench --serve: -m MODEL_DIR is required");
+        return false;
+    }
+    if (o->shared_prefix > o->prompt_len) {
+        cli_fail("bench --serve: --shared-prefix %ld exceeds --prompt-len %ld", o->shared_prefix,
+                 o->prompt_len);
+        return false;
+    }
+    *rc = 0;
+    return true;
+}
+
+int cmd_bench_serve(int argc, char **argv) {
+    serve_opts o = {.requests = 64,
+                    .prompt_len = 128,
+                    .gen_len = 128,
+                    .concurrency = 32,
+                    .ep = cllm_engine_default_params(),
+                    .single = true};
+    int rc;
+    if (!parse_opts(argc, argv, &o, &rc)) return rc;
+
+    cllm_model_params mp = cllm_model_default_params();
+    mp.n_threads = (int)o.threads;
+    mp.skip_tokenizer = 1;
+    cllm_model *m;
+    if (cllm_model_load(o.model, &mp, &m)) return cli_fail("%s", cllm_last_error());
+    cllm_model_info info;
+    cllm_model_get_info(m, &info);
+    rc = 1;
+    int n = (int)o.requests, plen = (int)o.prompt_len, glen = (int)o.gen_len;
+    int32_t **prompts = calloc((size_t)n + 1, sizeof(int32_t *));
+    req_state *rs = calloc((size_t)n, sizeof(req_state));
+    double *ttft = calloc((size_t)n, sizeof(double)), *tpot = calloc((size_t)n, sizeof(double));
+    if (!prompts || !rs || !ttft || !tpot) {
+        cli_fail("out of memory");
+        goto done;
+    }
+    /* shared prefix from one stream, the rest (and the single-stream prompt, index n) distinct */
+    uint64_t seed_shared = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i <= n; i++) {
+        prompts[i] = malloc(sizeof(int32_t) * (size_t)plen);
+        if (!prompts[i]) {
+            cli_fail("out of memory");
+            goto done;
+        }
+        uint64_t xs = seed_shared, xd = 0x2545f4914f6cdd1dull ^ ((uint64_t)(i + 1) * 0x9e3779b9ull);
+        for (int k = 0; k < plen; k++) {
+            uint64_t r = k < o.shared_prefix && i < n ? xorshift(&xs) : xorshift(&xd);
+            prompts[i][k] = (int32_t)(r % (uint64_t)info.vocab_size);
+        }
+    }
+
+    /* warm-up: touch the weights once (one short request, not timed) */
+    {
+        req_state w;
+        run_result wr;
+        cllm_engine_params wep = o.ep;
+        wep.no_prefix_cache = 1;
+        int wl = plen < 8 ? plen : 8;
+        if (run_requests(m, &wep, &prompts[n], 1, wl, 2, 1, &w, &wr)) goto done;
+    }
+
+    run_result res;
+    if (run_requests(m, &o.ep, prompts, n, plen, glen, (int)o.concurrency, rs, &res)) goto done;
+    int n_tpot = 0;
+    double ttft_first = 0;
+    for (int i = 0; i < n; i++) {
+        ttft[i] = rs[i].t_first - rs[i].t_submit;
+        if (rs[i].n_gen > 1) tpot[n_tpot++] = (rs[i].t_end - rs[i].t_first) / (rs[i].n_gen - 1);
+    }
+    ttft_first = ttft[0];
+    double later_p50 = 0; /* TTFT p50 of the requests after the first (may reuse its prefix) */
+    if (n > 1) {
+        double *later = malloc(sizeof(double) * (size_t)(n - 1));
+        if (!later) {
+            cli_fail("out of memory");
+            goto done;
+        }
+        memcpy(later, ttft + 1, sizeof(double) * (size_t)(n - 1));
+        qsort(later, (size_t)n - 1, sizeof(double), cmp_double);
+        later_p50 = percentile(later, n - 1, 50);
+        free(later);
+    }
+
+    const char *base = strrchr(o.model, '/');
+    base = base && base[1] ? base + 1 : o.model;
+    int64_t out_tokens = (int64_t)n * glen, submitted_prompt = (int64_t)n * plen;
+    int64_t computed = res.st.prompt_tokens - res.st.prefix_hit_tokens;
+    printf("model:                   %s (%s, %.2f M params, CPU %s, %ld threads)\n", base,
+           info.weight_dtypes, info.n_params / 1e6, cpu_level_name(), o.threads);
+    printf("requests:                %d (prompt %d, output %d, shared prefix %ld, concurrency "
+           "%ld)\n",
+           n, plen, glen, o.shared_prefix, o.concurrency);
+    printf("engine:                  %d KV blocks of %d tokens, max seqs %d, max batched tokens "
+           "%d, prefix cache %s\n",
+           res.st.kv_blocks_total, res.st.block_size,
+           o.ep.max_seqs > 0 ? o.ep.max_seqs : cllm_engine_default_params().max_seqs,
+           o.ep.max_batched_tokens > 0 ? o.ep.max_batched_tokens
+                                       : cllm_engine_default_params().max_batched_tokens,
+           o.ep.no_prefix_cache ? "off" : "on");
+    printf("wall time:               %.3f s (%lld steps)\n", res.wall, (long long)res.st.steps);
+    printf("output tokens/s:         %.2f\n", out_tokens / res.wall);
+    printf("total tokens/s:          %.2f (prompt + output)\n",
+           (out_tokens + submitted_prompt) / res.wall);
+    printf("requests/s:              %.3f\n", n / res.wall);
+    printf("prompt tokens:           %lld submitted, %lld computed, %lld prefix-cache hits "
+           "(%.1f%%)\n",
+           (long long)submitted_prompt, (long long)computed, (long long)res.st.prefix_hit_tokens,
+           res.st.prompt_tokens ? 100.0 * res.st.prefix_hit_tokens / res.st.prompt_tokens : 0.0);
+    print_dist("TTFT ms:", ttft, n);
+    if (n > 1)
+        printf("TTFT first request ms:   %.2f (p50 of the later ones %.2f)\n", ttft_first * 1e3,
+               later_p50 * 1e3);
+    print_dist("TPOT ms:", tpot, n_tpot);
+    printf("peak KV blocks used:     %d of %d\n", res.peak_blocks, res.st.kv_blocks_total);
+    printf("preemptions:             %lld\n", (long long)res.st.preemptions);
+    fflush(stdout);
+
+    if (o.single) {
+        req_state s1;
+        run_result r1;
+        cllm_engine_params sep = o.ep;
+        sep.no_prefix_cache = 1;
+        if (run_requests(m, &sep, &prompts[n], 1, plen, glen, 1, &s1, &r1)) goto done;
+        double dec = s1.n_gen > 1 ? (s1.n_gen - 1) / (s1.t_end - s1.t_first) : 0;
+        printf("single-stream decode:    %.2f tokens/s (one request, prompt %d, output %d)\n", dec,
+               plen, glen);
+        if (dec > 0) printf("batched / single:        %.2fx\n", out_tokens / res.wall / dec);
+    }
+    rc = 0;
+done:
+    if (prompts)
+        for (int i = 0; i <= n; i++)
+            free(prompts[i]);
+    free(prompts);
+    free(rs);
+    free(ttft);
+    free(tpot);
+    cllm_model_free(m);
+    return rc;
+}
