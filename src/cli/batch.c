@@ -108,15 +108,8 @@ static bool request_ids(cllm_model *m, const char *model_dir, json_t *r, const c
         if (chat_prompt_load(model_dir, cp)) return cli_fail("%s", cllm_last_error()), false;
         *cp_loaded = true;
     }
-    char *text = NULL;
-    size_t len;
     json_t *tools = json_object_get(r, "tools");
-    bool ok =
-        !chat_prompt_render(cp, msgs, json_is_array(tools) ? tools : NULL, true, &text, &len) &&
-        !cllm_tokenize(m, text, len, 0, 1, ids, n);
-    if (!ok) cli_fail("%s: %s", where, cllm_last_error());
-    free(text);
-    return ok;
+    return gen_conversation_ids(m, cp, msgs, json_is_array(tools) ? tools : NULL, where, ids, n);
 }
 
 static const char *reason_name(cllm_finish_reason r) {

@@ -58,18 +58,13 @@ static json_t *conversation_new(const char *system) {
 /* One turn: render, tokenize, generate; appends the assistant reply to msgs. */
 static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const chat_prompt *cp,
                  json_t *msgs, bool verbose) {
-    char *text = NULL;
-    size_t len, n_ids = 0;
+    size_t n_ids = 0;
     int32_t *ids = NULL;
     reply r = {0};
     bool ok = false;
     cllm_gen_stats st;
     cllm_gen_params gp = gen_opts_params(o);
-    if (chat_prompt_render(cp, msgs, NULL, true, &text, &len) ||
-        cllm_tokenize(m, text, len, 0, 1, &ids, &n_ids)) {
-        cli_fail("%s", cllm_last_error());
-        goto done;
-    }
+    if (!gen_conversation_ids(m, cp, msgs, NULL, NULL, &ids, &n_ids)) goto done;
     if (!*s && !gen_opts_session(o, m, o->ctx > 0 ? o->ctx : 4096, s)) goto done;
     if (cllm_generate(*s, ids, n_ids, &o->sp, &gp, on_token, &r, &st)) {
         fputc('\n', stdout);
@@ -83,7 +78,6 @@ static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const chat_
     if (verbose) gen_print_timings(m, &st);
     ok = true;
 done:
-    free(text);
     free(ids);
     free(r.text);
     return ok;

@@ -205,3 +205,14 @@ void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
             : st->finish == CLLM_FINISH_ABORT ? "abort"
                                               : "length");
 }
+
+bool gen_conversation_ids(const cllm_model *m, const chat_prompt *cp, const json_t *messages,
+                          const json_t *tools, const char *where, int32_t **ids, size_t *n) {
+    char *text = NULL;
+    size_t len;
+    bool ok = !chat_prompt_render(cp, messages, tools, true, &text, &len) &&
+              !cllm_tokenize(m, text, len, 0, 1, ids, n);
+    if (!ok) cli_fail("%s%s%s", where ? where : "", where ? ": " : "", cllm_last_error());
+    free(text);
+    return ok;
+}

@@ -4,6 +4,7 @@
 #include "cli/batch.h"
 #include "cli/genopts.h"
 
+#include "base/mapfile.h"
 #include "chat/chat_prompt.h"
 
 #include <stdio.h>
@@ -64,41 +65,17 @@ static int on_token(void *user, int32_t id, const char *text, size_t len) {
     return 0;
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, r;
-    char *b = malloc(cap + 1);
-    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(b, (cap *= 2) + 1);
-            if (!nb) free(b);
-            b = nb;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    return b;
-}
-
 /* Render the conversation in `path` with the model's template into prompt ids. */
 static bool messages_to_ids(const cllm_model *m, const char *model_dir, const char *path,
                             int32_t **ids, size_t *n) {
     chat_prompt cp;
     json_t *msgs = NULL, *tools = NULL;
-    char *text = NULL;
-    size_t len;
     bool ok = false;
     if (chat_prompt_load(model_dir, &cp)) return cli_fail("%s", cllm_last_error()), false;
-    if (chat_conversation_load(path, &msgs, &tools) ||
-        chat_prompt_render(&cp, msgs, tools, true, &text, &len) ||
-        /* the template writes BOS etc. itself: no post-processor, special tokens parsed */
-        cllm_tokenize(m, text, len, 0, 1, ids, n))
+    if (chat_conversation_load(path, &msgs, &tools))
         cli_fail("%s", cllm_last_error());
     else
-        ok = true;
-    free(text);
+        ok = gen_conversation_ids(m, &cp, msgs, tools, NULL, ids, n);
     json_decref(msgs);
     json_decref(tools);
     chat_prompt_free(&cp);
@@ -198,11 +175,11 @@ int cmd_run(int argc, char **argv) {
         if (!messages_to_ids(m, o.model, messages, &ids, &n_ids)) goto out;
     } else {
         if (prompt_file) {
-            prompt = prompt_buf = read_file(prompt_file);
-            if (!prompt) {
-                cli_fail("%s: cannot read prompt file", prompt_file);
+            if (file_read_all(prompt_file, (size_t)1 << 30, &prompt_buf, NULL)) {
+                cli_fail("%s", cllm_last_error());
                 goto out;
             }
+            prompt = prompt_buf;
         } else if (escape) {
             if (!(prompt = prompt_buf = strdup(prompt))) goto out;
             cli_unescape(prompt_buf);

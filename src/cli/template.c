@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static const char *k_template_help =
     "usage: cllm template -m MODEL_DIR --messages CONVERSATION.json [--add-generation-prompt]\n"
     "       cllm template --template FILE [-m MODEL_DIR] --messages CONVERSATION.json\n"

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 
 #include "base/clock.h"
+#include "base/mapfile.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
@@ -62,31 +63,6 @@ static cllm_status load_tokenizer(const char *model, tokenizer **t) {
     if (n > 5 && !strcmp(model + n - 5, ".gguf") && (stat(model, &sb) != 0 || S_ISREG(sb.st_mode)))
         return tok_load_gguf(model, t);
     return tok_load_dir(model, t);
-}
-
-/* Whole file, NUL-terminated; NULL on failure. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, r;
-    char *b = malloc(cap + 1);
-    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *nb = realloc(b, (cap *= 2) + 1);
-            if (!nb) free(b);
-            b = nb;
-        }
-    }
-    bool err = ferror(f);
-    fclose(f);
-    if (!b || err) {
-        free(b);
-        return NULL;
-    }
-    b[n] = 0;
-    *len = n;
-    return b;
 }
 
 /* JSON string with only the escapes JSON requires; the decoder's output is valid UTF-8, so the
@@ -151,8 +127,8 @@ static int tokenize_jsonl(const tokenizer *t, bool add_special, bool parse_speci
 static int tokenize_bench(const tokenizer *t, const char *path, bool add_special,
                           bool parse_special) {
     size_t len = 0;
-    char *text = slurp(path, &len);
-    if (!text) return cli_fail("%s: cannot read file", path);
+    char *text = NULL;
+    if (file_read_all(path, (size_t)1 << 30, &text, &len)) return cli_fail("%s", cllm_last_error());
     int32_t *ids = NULL;
     size_t n = 0;
     /* One untimed pass warms caches and the allocator (and catches invalid UTF-8). */
@@ -225,9 +201,9 @@ int cmd_tokenize(int argc, char **argv) {
         char *buf = NULL;
         size_t len;
         if (file) {
-            if (!(buf = slurp(file, &len))) {
+            if (file_read_all(file, (size_t)1 << 30, &buf, &len)) {
                 tok_free(t);
-                return cli_fail("%s: cannot read file", file);
+                return cli_fail("%s", cllm_last_error());
             }
         } else {
             if (!(buf = strdup(text))) {

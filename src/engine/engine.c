@@ -75,13 +75,7 @@ cllm_status cllm_engine_create(cllm_model *m, const cllm_engine_params *pp, cllm
         return err_set(CLLM_ERR_INVALID_ARG,
                        "block size %d / max batched tokens %d / max seqs %d too large",
                        p.block_size, p.max_batched_tokens, p.max_seqs);
-    dtype dt = m->w.tok_embd.dt;
-    if (p.kv_type == CLLM_KV_F32)
-        dt = DTYPE_F32;
-    else if (p.kv_type == CLLM_KV_F16)
-        dt = DTYPE_F16;
-    else if (p.kv_type == CLLM_KV_BF16)
-        dt = DTYPE_BF16;
+    dtype dt = model_kv_dtype(m, p.kv_type);
     size_t per_block =
         kv_bytes_per_token(c->n_layers, c->n_kv_heads, c->head_dim, dt) * (size_t)p.block_size;
     int64_t n_blocks;

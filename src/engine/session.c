@@ -54,13 +54,7 @@ cllm_status cllm_session_create(cllm_model *m, const cllm_session_params *pp, cl
     if (n_ctx > c->max_ctx)
         return err_set(CLLM_ERR_LIMIT, "context %d exceeds the model's maximum %d", n_ctx,
                        c->max_ctx);
-    dtype dt = m->w.tok_embd.dt;
-    if (p.kv_type == CLLM_KV_F32)
-        dt = DTYPE_F32;
-    else if (p.kv_type == CLLM_KV_F16)
-        dt = DTYPE_F16;
-    else if (p.kv_type == CLLM_KV_BF16)
-        dt = DTYPE_BF16;
+    dtype dt = model_kv_dtype(m, p.kv_type);
     cllm_session *s = calloc(1, sizeof *s);
     if (!s) return err_set(CLLM_ERR_NOMEM, "out of memory");
     s->m = m;

@@ -123,3 +123,16 @@ cllm_status cllm_detokenize(const cllm_model *m, const int32_t *ids, size_t n, i
     if (!m->tok) return err_set(CLLM_ERR_NOT_FOUND, "this model folder has no tokenizer");
     return tok_decode(m->tok, ids, n, skip_special, text, len);
 }
+
+dtype model_kv_dtype(const cllm_model *m, cllm_kv_type asked) {
+    switch (asked) {
+    case CLLM_KV_F32:
+        return DTYPE_F32;
+    case CLLM_KV_F16:
+        return DTYPE_F16;
+    case CLLM_KV_BF16:
+        return DTYPE_BF16;
+    default:
+        return m->w.tok_embd.dt;
+    }
+}

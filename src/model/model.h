@@ -40,6 +40,9 @@ typedef struct fwd_state {
     size_t attn_scratch_per_thread;
 } fwd_state;
 
+/* The KV cache element type for a request: the model's own dtype unless one is asked for. */
+dtype model_kv_dtype(const struct cllm_model *m, cllm_kv_type asked);
+
 cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx,
                              int block_size, fwd_state **out);
 void fwd_state_free(fwd_state *fs);
