@@ -9,30 +9,11 @@ usage: test_batch.py PATH_TO_CLLM
 """
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
-CLLM = sys.argv[1]
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("CLLM_TESTDATA") or os.path.join(HERE, "..", "..", "..", "shared", "testdata")
+from clitest import TESTDATA, check, finish, run
+
 MODEL = os.path.join(TESTDATA, "stories260K-hf")
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
-
-
-def run(*args):
-    p = subprocess.run([CLLM, *args], capture_output=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
-
 
 golden = json.load(open(os.path.join(TESTDATA, "stories260K", "golden.json")))["cases"]
 prompts = [c["prompt"] for c in golden] + ["Tom and Sue", "The dog ran to the", "One day, a big"]
@@ -73,5 +54,4 @@ with tempfile.TemporaryDirectory() as d:
     rc, _, err = run("run", "-m", MODEL, "--input", inp)
     check("--input without --output", rc == 1 and b"error" in err)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

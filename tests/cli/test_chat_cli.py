@@ -10,35 +10,16 @@ usage: test_chat_cli.py PATH_TO_CLLM
 """
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import jinja2
 
-CLLM = sys.argv[1]
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("CLLM_TESTDATA") or os.path.join(HERE, "..", "..", "..", "shared", "testdata")
+from clitest import TESTDATA, check, finish, run
+
 SRC = os.path.join(TESTDATA, "stories260K-hf")
 TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}"
             "{{ '[INST] ' + m['content'] + ' [/INST]' }}{% elif m['role'] == 'assistant' %}"
             "{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}")
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
-
-
-def run(*args, stdin=None):
-    p = subprocess.run([CLLM, *args], capture_output=True, timeout=120, input=stdin)
-    return p.returncode, p.stdout, p.stderr
-
 
 with tempfile.TemporaryDirectory() as d:
     for f in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json"):
@@ -75,5 +56,4 @@ with tempfile.TemporaryDirectory() as d:
     rc, out, err = run("chat", "--help")
     check("chat --help", rc == 0 and b"/reset" in out)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

@@ -10,29 +10,10 @@ usage: test_cli.py PATH_TO_CLLM   (test data from $CLLM_TESTDATA or ../shared/te
 """
 import json
 import os
-import subprocess
-import sys
 
-CLLM = sys.argv[1]
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("CLLM_TESTDATA") or os.path.join(HERE, "..", "..", "..", "shared", "testdata")
+from clitest import TESTDATA, check, finish, run
+
 MODEL = os.path.join(TESTDATA, "stories260K-hf")
-passed = failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL {name} {detail}")
-
-
-def run(*args, timeout=120):
-    p = subprocess.run([CLLM, *args], capture_output=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
-
 
 golden = json.load(open(os.path.join(TESTDATA, "stories260K", "golden.json")))
 for case in golden["cases"]:
@@ -88,5 +69,4 @@ for bad in (["run"], ["run", "-m", MODEL], ["run", "-m", MODEL, "-p", "x", "-n",
     rc, out, err = run(*bad)
     check(f"bad args {bad[1:]}", rc not in (0,) and rc > 0 and b"error" in err, f"rc={rc} err={err[:200]!r}")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
