@@ -172,9 +172,9 @@ const float *cllm_session_logits(const cllm_session *s);
  *   cllm_engine_free(e);
  *
  * For a given request and seed the tokens and logits are bitwise the same whether it runs alone
- * or with others, whatever the chunking, prefix-cache hits or preemptions. All functions lock
- * the engine, so submit / cancel / stats may be called from other threads (they wait while a
- * step runs). */
+ * or with others, whatever the chunking, prefix-cache hits or preemptions. Submit, cancel,
+ * stop and stats may be called from any thread and never wait for a running step; step / run
+ * belong to one thread (the engine's). */
 
 typedef struct cllm_engine cllm_engine;
 typedef int64_t cllm_request_id;
@@ -201,7 +201,13 @@ typedef struct cllm_request {
     const char *const *stop; /* stop strings (copied; not emitted) */
     int n_stop;
     int ignore_eos;
+    int min_tokens;   /* EOS and stop strings are ignored before this many tokens (default 0) */
+    int logprobs;     /* non-zero: events carry the chosen token's log-probability */
+    int top_logprobs; /* 0..CLLM_MAX_TOP_LOGPROBS: also the most likely alternatives */
+    void *user_data;  /* echoed in every event of this request */
 } cllm_request;
+
+#define CLLM_MAX_TOP_LOGPROBS 20
 
 /* Greedy sampling, 16 max tokens, nothing else set. */
 cllm_request cllm_request_default(void);
@@ -224,6 +230,15 @@ typedef struct cllm_event {
     size_t len;
     cllm_finish_reason finished;
     int n_prompt, n_generated, n_cached; /* n_cached: prompt tokens served by the prefix cache */
+    void *user_data;                      /* the request's */
+    /* With cllm_request.logprobs: log-softmax of the model's raw logits (before temperature and
+     * penalties) at the chosen token, and the top_logprobs best tokens in descending order
+     * (arrays valid like text). */
+    float logprob;
+    int n_top;
+    const int32_t *top_ids;
+    const float *top_logprobs;
+    const char *error; /* finished == CLLM_REASON_ERROR: why (valid like text) */
 } cllm_event;
 
 typedef struct cllm_engine_stats {
@@ -249,6 +264,16 @@ cllm_status cllm_engine_cancel(cllm_engine *e, cllm_request_id id);
  * stays valid until the next step. An error of the forward finishes the affected requests with
  * CLLM_REASON_ERROR and returns the status. */
 cllm_status cllm_engine_step(cllm_engine *e, const cllm_event **events, size_t *n_events);
+/* Called with each event of a step, on the thread running cllm_engine_run. Event contents are
+ * valid only during the call. */
+typedef void (*cllm_event_cb)(void *user, const cllm_event *ev);
+/* Run steps on the calling thread until cllm_engine_stop: while there is no work it sleeps
+ * until a submit, cancel or stop wakes it. Submit and cancel from other threads never wait for
+ * a running step (they queue and the loop picks them up before the next step). Returns CLLM_OK
+ * after a stop; requests still queued then are left to cllm_engine_free. */
+cllm_status cllm_engine_run(cllm_engine *e, cllm_event_cb cb, void *user);
+/* Make cllm_engine_run return after its current step (any thread). */
+void cllm_engine_stop(cllm_engine *e);
 /* Non-zero while requests are waiting or running (their last events come from a step). */
 int cllm_engine_has_work(cllm_engine *e);
 void cllm_engine_get_stats(cllm_engine *e, cllm_engine_stats *out);
