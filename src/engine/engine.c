@@ -1,36 +1,12 @@
-/* engine.c - the serving engine's public API: create from a model and a KV budget, submit,
- * cancel, and the step loop (schedule -> one forward over all scheduled tokens -> sample per
- * sequence -> detokenize, stop rules -> events). */
+/* engine.c - the serving engine's public API: create from a model and a KV budget, submit and
+ * cancel from any thread (through the inbox, see engine_internal.h), statistics, and the step
+ * loop (cllm_engine_step, or cllm_engine_run with an event callback). The step itself is in
+ * engine_step.c. */
 #include "base/error.h"
-#include "engine/scheduler.h"
-#include "model/model.h"
+#include "engine/engine_internal.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct cllm_engine {
-    cllm_model *m;
-    cllm_engine_params p;
-    pthread_mutex_t mu;
-    kv_cache *kv;
-    fwd_state *fs;
-    scheduler sc;
-    cllm_request_id next_id;
-    sequence **live; /* every sequence not yet freed (for cancel and free) */
-    int n_live, cap_live;
-    sequence **done; /* finished last step: freed at the next step, after their events */
-    int n_done, cap_done;
-    cllm_event *events;
-    int n_events, cap_events;
-    int32_t *tok, *pos; /* [max_batched_tokens] batch rows */
-    const int32_t **tables;
-    uint8_t *want;
-    float *logits; /* [max logit rows][vocab] */
-    cllm_logits_hook hook;
-    void *hook_user;
-    int64_t tokens_processed, tokens_generated, steps;
-};
 
 cllm_engine_params cllm_engine_default_params(void) {
     cllm_engine_params p = {.kv_memory = 0,
@@ -52,8 +28,7 @@ cllm_request cllm_request_default(void) {
     return r;
 }
 
-/* Grow an array of pointers to hold n + 1 (amortised doubling). */
-static cllm_status grow(void *arr, int *cap, int n, size_t elem) {
+cllm_status engine_grow(void *arr, int *cap, int n, size_t elem) {
     if (n < *cap) return CLLM_OK;
     int c = *cap ? 2 * *cap : 16;
     void *a = realloc(*(void **)arr, elem * (size_t)c);
@@ -93,6 +68,8 @@ cllm_status cllm_engine_create(cllm_model *m, const cllm_engine_params *pp, cllm
     e->p = p;
     e->next_id = 1;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->in_mu, NULL);
+    pthread_cond_init(&e->in_cv, NULL);
     cllm_status st;
     if ((st = kv_cache_create(c->n_layers, c->n_kv_heads, c->head_dim, p.block_size, (int)n_blocks,
                               dt, &e->kv)) ||
@@ -108,10 +85,12 @@ cllm_status cllm_engine_create(cllm_model *m, const cllm_engine_params *pp, cllm
     e->tables = malloc(sizeof(int32_t *) * nb);
     e->want = malloc(nb);
     e->logits = malloc(sizeof(float) * (size_t)rows * (size_t)c->vocab);
-    if (!e->tok || !e->pos || !e->tables || !e->want || !e->logits) {
+    e->lp_row = malloc(sizeof(float) * (size_t)c->vocab);
+    if (!e->tok || !e->pos || !e->tables || !e->want || !e->logits || !e->lp_row) {
         st = err_set(CLLM_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    engine_publish_stats(e);
     *out = e;
     return CLLM_OK;
 fail:
@@ -123,10 +102,18 @@ void cllm_engine_free(cllm_engine *e) {
     if (!e) return;
     for (int i = 0; i < e->n_live; i++)
         seq_free(e->live[i], e->kv ? e->kv->bm : NULL);
+    for (int i = 0; i < e->n_inbox; i++)
+        seq_free(e->inbox[i], NULL);
     sched_free(&e->sc);
     fwd_state_free(e->fs);
     kv_cache_free(e->kv);
     pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->in_mu);
+    pthread_cond_destroy(&e->in_cv);
+    free(e->inbox);
+    free(e->cancels);
+    free(e->ids);
+    free(e->lp_row);
     free(e->live);
     free(e->done);
     free(e->events);
@@ -138,12 +125,22 @@ void cllm_engine_free(cllm_engine *e) {
     free(e);
 }
 
-static cllm_status submit_locked(cllm_engine *e, const cllm_request *r, cllm_request_id *id) {
+/* Validate and tokenize without any engine lock (the model and the pool's geometry do not
+ * change after create), then queue under in_mu. */
+cllm_status cllm_engine_submit(cllm_engine *e, const cllm_request *r, cllm_request_id *id) {
+    *id = 0;
     const model_config *c = &e->m->cfg;
     const kv_block_manager *bm = e->kv->bm;
     if (r->max_tokens < 1) return err_set(CLLM_ERR_INVALID_ARG, "max_tokens %d < 1", r->max_tokens);
+    if (r->min_tokens < 0) return err_set(CLLM_ERR_INVALID_ARG, "min_tokens %d < 0", r->min_tokens);
+    if (r->top_logprobs < 0 || r->top_logprobs > CLLM_MAX_TOP_LOGPROBS)
+        return err_set(CLLM_ERR_INVALID_ARG, "top_logprobs %d outside 0..%d", r->top_logprobs,
+                       CLLM_MAX_TOP_LOGPROBS);
     if (r->n_stop < 0 || (r->n_stop && !r->stop))
         return err_set(CLLM_ERR_INVALID_ARG, "bad stop strings");
+    for (int i = 0; i < r->n_stop; i++)
+        if (!r->stop[i] || !r->stop[i][0])
+            return err_set(CLLM_ERR_INVALID_ARG, "stop string %d is empty", i);
     if (r->n_stop && !e->m->tok)
         return err_set(CLLM_ERR_INVALID_ARG, "stop strings need a tokenizer");
     int32_t *owned = NULL;
@@ -156,6 +153,7 @@ static cllm_status submit_locked(cllm_engine *e, const cllm_request *r, cllm_req
         if ((st = cllm_tokenize(e->m, r->text, strlen(r->text), 1, 0, &owned, &n))) return st;
         ids = owned;
     }
+    sequence *s = NULL;
     if (n == 0) {
         st = err_set(CLLM_ERR_INVALID_ARG, "empty prompt: at least one token is needed");
         goto done;
@@ -180,67 +178,57 @@ static cllm_status submit_locked(cllm_engine *e, const cllm_request *r, cllm_req
                      n, r->max_tokens, need, bm->n_blocks, bm->n_blocks * bm->block_size);
         goto done;
     }
-    sequence *s;
-    if ((st = grow(&e->live, &e->cap_live, e->n_live, sizeof(sequence *))) ||
-        (st = seq_create(e->m->tok, e->next_id, r, ids, (int)n, c->vocab, &s)))
-        goto done;
-    if ((st = sched_add(&e->sc, s))) {
-        seq_free(s, NULL);
-        goto done;
+    if ((st = seq_create(e->m->tok, 0, r, ids, (int)n, c->vocab, &s))) goto done;
+    pthread_mutex_lock(&e->in_mu);
+    if (!(st = engine_grow(&e->inbox, &e->cap_inbox, e->n_inbox, sizeof(sequence *))) &&
+        !(st = engine_grow(&e->ids, &e->cap_ids, e->n_ids, sizeof(cllm_request_id)))) {
+        s->id = e->next_id++;
+        e->inbox[e->n_inbox++] = s;
+        e->ids[e->n_ids++] = s->id;
+        *id = s->id;
+        s = NULL;
+        pthread_cond_signal(&e->in_cv);
     }
-    e->live[e->n_live++] = s;
-    *id = e->next_id++;
+    pthread_mutex_unlock(&e->in_mu);
 done:
+    seq_free(s, NULL);
     free(owned);
-    return st;
-}
-
-cllm_status cllm_engine_submit(cllm_engine *e, const cllm_request *r, cllm_request_id *id) {
-    *id = 0;
-    pthread_mutex_lock(&e->mu);
-    cllm_status st = submit_locked(e, r, id);
-    pthread_mutex_unlock(&e->mu);
     return st;
 }
 
 cllm_status cllm_engine_cancel(cllm_engine *e, cllm_request_id id) {
     cllm_status st = CLLM_ERR_NOT_FOUND;
-    pthread_mutex_lock(&e->mu);
-    for (int i = 0; i < e->n_live; i++)
-        if (e->live[i]->id == id && e->live[i]->state != SEQ_FINISHED) {
-            e->live[i]->cancel = true;
-            st = CLLM_OK;
+    pthread_mutex_lock(&e->in_mu);
+    for (int i = 0; i < e->n_ids; i++)
+        if (e->ids[i] == id) {
+            st = engine_grow(&e->cancels, &e->cap_cancels, e->n_cancels, sizeof(cllm_request_id));
+            if (!st) {
+                e->cancels[e->n_cancels++] = id;
+                pthread_cond_signal(&e->in_cv);
+            }
+            break;
         }
-    pthread_mutex_unlock(&e->mu);
-    if (st) err_set(st, "request %lld unknown or finished", (long long)id);
+    pthread_mutex_unlock(&e->in_mu);
+    if (st == CLLM_ERR_NOT_FOUND) err_set(st, "request %lld unknown or finished", (long long)id);
     return st;
 }
 
+static int has_work_locked(const cllm_engine *e) {
+    return e->n_inbox > 0 || e->n_cancels > 0 || e->snap.n_running + e->snap.n_waiting > 0;
+}
+
 int cllm_engine_has_work(cllm_engine *e) {
-    pthread_mutex_lock(&e->mu);
-    int r = e->sc.n_waiting + e->sc.n_running > 0;
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&e->in_mu);
+    int r = has_work_locked(e);
+    pthread_mutex_unlock(&e->in_mu);
     return r;
 }
 
 void cllm_engine_get_stats(cllm_engine *e, cllm_engine_stats *o) {
-    pthread_mutex_lock(&e->mu);
-    const kv_block_manager *bm = e->kv->bm;
-    memset(o, 0, sizeof *o);
-    o->n_running = e->sc.n_running;
-    o->n_waiting = e->sc.n_waiting;
-    o->kv_blocks_total = bm->n_blocks;
-    o->kv_blocks_used = kv_bm_n_used(bm);
-    o->kv_blocks_free = kv_bm_n_free(bm);
-    o->kv_blocks_cached = kv_bm_n_cached(bm);
-    o->block_size = bm->block_size;
-    o->prompt_tokens = bm->stats.prompt_tokens;
-    o->prefix_hit_tokens = bm->stats.hit_tokens;
-    o->tokens_processed = e->tokens_processed;
-    o->tokens_generated = e->tokens_generated;
-    o->preemptions = e->sc.preemptions;
-    o->steps = e->steps;
-    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&e->in_mu);
+    *o = e->snap;
+    o->n_waiting += e->n_inbox;
+    pthread_mutex_unlock(&e->in_mu);
 }
 
 void cllm_engine_set_logits_hook(cllm_engine *e, cllm_logits_hook hook, void *user) {
@@ -266,134 +254,38 @@ cllm_status cllm_engine_check(cllm_engine *e) {
     return st;
 }
 
-/* ---- the step ---- */
-
-static bool is_eos(const cllm_model *m, int32_t id) {
-    for (int i = 0; i < m->cfg.n_eos; i++)
-        if (m->cfg.eos_ids[i] == id) return true;
-    return m->tok && tok_eos_id(m->tok) == id;
-}
-
-static cllm_status add_event(cllm_engine *e, sequence *s, int32_t token) {
-    cllm_status st = grow(&e->events, &e->cap_events, e->n_events, sizeof(cllm_event));
-    if (st) return st;
-    e->events[e->n_events++] = (cllm_event){.id = s->id,
-                                            .token = token,
-                                            .text = s->ts ? (s->text ? s->text : "") : NULL,
-                                            .len = s->text_len,
-                                            .finished = s->finish,
-                                            .n_prompt = s->n_prompt,
-                                            .n_generated = s->n_gen,
-                                            .n_cached = s->n_cached};
-    return CLLM_OK;
-}
-
-/* Out of the queues, blocks released; freed at the next step once its event was seen. */
-static cllm_status finish(cllm_engine *e, sequence *s, cllm_finish_reason why) {
-    sched_remove(&e->sc, s);
-    s->finish = why;
-    cllm_status st = grow(&e->done, &e->cap_done, e->n_done, sizeof(sequence *));
-    if (st) return st;
-    e->done[e->n_done++] = s;
-    return CLLM_OK;
-}
-
-/* The sampled token: stream text, stop rules, event. */
-static cllm_status accept_token(cllm_engine *e, sequence *s, int32_t id) {
-    cllm_status st;
-    sampler_accept(s->smp, id);
-    s->tokens[s->n_tokens++] = id;
-    s->n_gen++;
-    e->tokens_generated++;
-    cllm_finish_reason why = CLLM_REASON_NONE;
-    bool stop_string = false;
-    const char *text, *out;
-    size_t len, out_len;
-    if (!s->ignore_eos && is_eos(e->m, id)) {
-        why = CLLM_REASON_STOP;
-    } else if (s->ts) {
-        if ((st = tok_stream_push(s->ts, id, &text, &len))) return st;
-        stop_string = stop_push(&s->sm, text, len, &out, &out_len);
-        if ((st = seq_text_add(s, out, out_len))) return st;
-        if (stop_string) why = CLLM_REASON_STOP;
-    }
-    if (!why && s->n_gen == s->max_tokens) why = CLLM_REASON_LENGTH;
-    if (why && s->ts && !stop_string) {
-        /* End of the stream: pending bytes and held-back text come out now. */
-        if ((st = tok_stream_flush(s->ts, &text, &len))) return st;
-        stop_string = stop_push(&s->sm, text, len, &out, &out_len);
-        if ((st = seq_text_add(s, out, out_len))) return st;
-        if (!stop_string) {
-            stop_flush(&s->sm, &out, &out_len);
-            if ((st = seq_text_add(s, out, out_len))) return st;
-        }
-    }
-    if (why && (st = finish(e, s, why))) return st;
-    return add_event(e, s, id);
-}
-
-static cllm_status step_locked(cllm_engine *e) {
-    cllm_status st;
-    kv_block_manager *bm = e->kv->bm;
-    const int vocab = e->m->cfg.vocab;
-    for (int i = 0; i < e->n_done; i++) {
-        sequence *s = e->done[i];
-        for (int j = 0; j < e->n_live; j++)
-            if (e->live[j] == s) {
-                e->live[j] = e->live[--e->n_live];
-                break;
-            }
-        seq_free(s, bm);
-    }
-    e->n_done = 0;
-    e->n_events = 0;
-    for (int i = 0; i < e->n_live; i++) {
-        sequence *s = e->live[i];
-        s->text_len = 0;
-        if (s->cancel && s->state != SEQ_FINISHED) {
-            if ((st = finish(e, s, CLLM_REASON_CANCELLED)) || (st = add_event(e, s, -1))) return st;
-        }
-    }
-    sched_schedule(&e->sc);
-    int n = 0;
-    for (int i = 0; i < e->sc.n_batch; i++) {
-        sequence *s = e->sc.batch[i];
-        for (int j = 0; j < s->chunk; j++, n++) {
-            e->tok[n] = s->tokens[s->n_computed + j];
-            e->pos[n] = s->n_computed + j;
-            e->tables[n] = s->kv.blocks;
-            e->want[n] = j == s->chunk - 1 && s->n_computed + s->chunk == s->n_tokens;
-        }
-    }
-    if (n == 0) return CLLM_OK;
-    e->steps++;
-    e->tokens_processed += n;
-    fwd_batch b = {
-        .n = n, .tokens = e->tok, .pos = e->pos, .tables = e->tables, .want_logits = e->want};
-    cllm_status fst = model_forward(e->m, e->fs, e->kv, &b, e->logits);
-    int row = 0;
-    for (int i = 0; i < e->sc.n_batch; i++) {
-        sequence *s = e->sc.batch[i];
-        if (fst) {
-            /* The KV of this step is not trustworthy: fail every sequence in it. */
-            if ((st = finish(e, s, CLLM_REASON_ERROR)) || (st = add_event(e, s, -1))) return st;
-            continue;
-        }
-        s->n_computed += s->chunk;
-        kv_bm_seq_commit(bm, &s->kv, s->n_computed);
-        if (s->n_computed < s->n_tokens) continue; /* prefill continues next step */
-        float *lg = e->logits + (size_t)row++ * (size_t)vocab;
-        if (e->hook) e->hook(e->hook_user, s->id, s->n_gen, lg, vocab);
-        if ((st = accept_token(e, s, sampler_sample(s->smp, lg)))) return st;
-    }
-    return fst;
-}
-
 cllm_status cllm_engine_step(cllm_engine *e, const cllm_event **events, size_t *n_events) {
     pthread_mutex_lock(&e->mu);
-    cllm_status st = step_locked(e);
+    cllm_status st = engine_step_locked(e);
     *events = e->events;
     *n_events = (size_t)e->n_events;
     pthread_mutex_unlock(&e->mu);
     return st;
+}
+
+cllm_status cllm_engine_run(cllm_engine *e, cllm_event_cb cb, void *user) {
+    for (;;) {
+        pthread_mutex_lock(&e->in_mu);
+        /* Finished sequences of the last step are freed by the next step: run one when any
+         * are pending even without new work, so their blocks go back to the pool. */
+        while (!e->stop && !has_work_locked(e) && e->n_done == 0)
+            pthread_cond_wait(&e->in_cv, &e->in_mu);
+        int stop = e->stop;
+        e->stop = 0;
+        pthread_mutex_unlock(&e->in_mu);
+        if (stop) return CLLM_OK;
+        const cllm_event *ev;
+        size_t n;
+        /* A failed forward reports itself through error events; keep serving the others. */
+        (void)cllm_engine_step(e, &ev, &n);
+        for (size_t i = 0; i < n && cb; i++)
+            cb(user, &ev[i]);
+    }
+}
+
+void cllm_engine_stop(cllm_engine *e) {
+    pthread_mutex_lock(&e->in_mu);
+    e->stop = 1;
+    pthread_cond_signal(&e->in_cv);
+    pthread_mutex_unlock(&e->in_mu);
 }

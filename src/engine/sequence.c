@@ -15,6 +15,10 @@ cllm_status seq_create(const tokenizer *tok, cllm_request_id id, const cllm_requ
     s->n_prompt = s->n_tokens = n;
     s->max_tokens = r->max_tokens;
     s->ignore_eos = r->ignore_eos != 0;
+    s->min_tokens = r->min_tokens;
+    s->user_data = r->user_data;
+    s->logprobs = r->logprobs || r->top_logprobs > 0;
+    s->top_logprobs = r->top_logprobs;
     s->tokens = malloc(sizeof(int32_t) * ((size_t)n + (size_t)r->max_tokens));
     s->stops = r->n_stop ? calloc((size_t)r->n_stop, sizeof(char *)) : NULL;
     if (!s->tokens || (r->n_stop && !s->stops)) goto nomem;

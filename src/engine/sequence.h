@@ -19,7 +19,14 @@ typedef struct sequence {
     int n_tokens, n_prompt, max_tokens, n_gen;
     int n_computed; /* tokens [0, n_computed) have their KV written */
     int n_cached;   /* prompt tokens served by the prefix cache at first admission */
+    int min_tokens; /* EOS masked and stop strings ignored until this many are generated */
     bool admitted_once, ignore_eos, cancel;
+    void *user_data;
+    /* log-probabilities of this step's token (when asked for) */
+    int logprobs, top_logprobs, n_top;
+    float logprob;
+    int32_t top_ids[CLLM_MAX_TOP_LOGPROBS];
+    float top_lp[CLLM_MAX_TOP_LOGPROBS];
     kv_seq kv;
     sampler *smp;
     stop_matcher sm;
