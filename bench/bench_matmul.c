@@ -1,10 +1,11 @@
 /* bench_matmul.c - matmul speed on Qwen2.5-0.5B shapes, per CPU path and dtype, 1 and 2 threads:
  * GB/s of weights for decode (M=1, weights not in cache) and GFLOP/s for prefill (M=512).
  *
- * usage: bench_matmul [-p scalar|avx2|avx512] [-d f32|f16|bf16] [-t threads] [-m M] [-q] [-c]
+ * usage: bench_matmul [-p scalar|avx2|avx512] [-d f32|f16|bf16] [-t threads] [-m M] [-q] [-c] [-s]
  * (-q: quick, smaller working set and fewer repetitions; default: every supported path, bf16 f16
  * f32, 1 and 2 threads; the scalar path only runs the decode shapes; -c: 1 thread timed by its own
- * CPU clock, which ignores time stolen by other processes on a shared machine) */
+ * CPU clock, which ignores time stolen by other processes on a shared machine; -s: GEMM weights
+ * streamed from a 1 GiB buffer, a different matrix each call, as in a real step) */
 #include "base/clock.h"
 #include "base/cpu.h"
 #include "base/half.h"
@@ -19,6 +20,8 @@
 
 static size_t g_ws_bytes = (size_t)1 << 30; /* decode working set: far beyond the L3 */
 static int g_reps = 3;
+static int g_stream = 0; /* -s: GEMM weights streamed from DRAM */
+static unsigned long g_iter = 0;
 static int g_cputime = 0; /* -c: time on the calling thread's CPU clock (1 thread only) */
 
 static double now(void) {
@@ -125,8 +128,12 @@ static void bench_gemm(kern_mm_path p, threadpool *tp, dtype t, int M, void *wbu
         const shape *sh = &layer[s];
         double best = 1e30;
         for (int r = 0; r < 5 * g_reps; r++) { /* best of several: the machine may be shared */
+            /* -s: a different matrix of the 1 GiB buffer each time, so W comes from DRAM as in
+             * a real step (by default the same matrix, warm in the caches) */
+            size_t mat = (size_t)sh->N * sh->K * dtype_size(t), nmat = g_ws_bytes / mat;
+            const char *w = (const char *)wbuf + (g_stream ? (size_t)(g_iter++ % nmat) * mat : 0);
             double t0 = now();
-            kern_matmul_on(p, tp, x, M, sh->K, sh->K, wbuf, t, sh->N, NULL, y, sh->N, work);
+            kern_matmul_on(p, tp, x, M, sh->K, sh->K, w, t, sh->N, NULL, y, sh->N, work);
             double el = now() - t0;
             if (el < best) best = el;
         }
@@ -146,6 +153,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-q")) {
             g_ws_bytes = (size_t)600 << 20;
             g_reps = 2;
+        } else if (!strcmp(argv[i], "-s")) {
+            g_stream = 1;
         } else if (!strcmp(argv[i], "-c")) {
             g_cputime = 1;
             only_th = 1;

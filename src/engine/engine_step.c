@@ -58,7 +58,8 @@ void engine_forget_id(cllm_engine *e, cllm_request_id id) {
     pthread_mutex_lock(&e->in_mu);
     for (int i = 0; i < e->n_ids; i++)
         if (e->ids[i] == id) {
-            memmove(e->ids + i, e->ids + i + 1, sizeof(cllm_request_id) * (size_t)(e->n_ids - i - 1));
+            memmove(e->ids + i, e->ids + i + 1,
+                    sizeof(cllm_request_id) * (size_t)(e->n_ids - i - 1));
             e->n_ids--;
             break;
         }

@@ -89,8 +89,7 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
 }
 
 /* y[m][n] must be bitwise the same whatever M, the row's position in the batch and threads. */
-static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int N) {
-    enum { MB = 37 };
+static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int N, int MB) {
     float *x = malloc((size_t)MB * K * sizeof(float));
     float *wf = malloc((size_t)N * K * sizeof(float));
     float *bias = malloc((size_t)N * sizeof(float));
@@ -213,14 +212,16 @@ int main(void) {
                 }
             test_vs_ref((kern_mm_path)p, tp2, dtypes[d], 37, 896, 70, 1);
             test_vs_ref((kern_mm_path)p, tp2, dtypes[d], 1, 896, 200, 0);
-            test_invariance((kern_mm_path)p, tp2, dtypes[d], 203, 37);
-            test_invariance((kern_mm_path)p, tp2, dtypes[d], 896, 64);
+            test_invariance((kern_mm_path)p, tp2, dtypes[d], 203, 37, 37);
+            test_invariance((kern_mm_path)p, tp2, dtypes[d], 896, 64, 37);
             /* Rows long enough that the AVX-512 bf16 GEMM sweeps K in slices (parking partial
              * sums) and enough of them for several widened blocks; only that path has them, and
              * the others would make this slow. */
             if (p == KERN_MM_AVX512 && dtypes[d] == DTYPE_BF16) {
                 test_vs_ref((kern_mm_path)p, tp2, dtypes[d], 11, 2100, 140, 1);
-                test_invariance((kern_mm_path)p, tp2, dtypes[d], 2100, 140);
+                test_invariance((kern_mm_path)p, tp2, dtypes[d], 2100, 140, 37);
+                /* a batch above the direct-tile limit (widened blocks) vs sub-batches below */
+                test_invariance((kern_mm_path)p, tp2, dtypes[d], 2100, 50, 70);
             }
         }
         test_conversions((kern_mm_path)p);

@@ -45,17 +45,21 @@ static void make_requests(int set, run_req *rq) {
         rq[i].submit_step = (i * 5) / 2;
         cllm_sampling_params sp = greedy();
         switch (i % 5) {
-        case 0: break; /* greedy */
-        case 1: sp = cllm_sampling_default_params(), sp.temperature = 0.9f; break;
-        case 2: sp = cllm_sampling_default_params(), sp.temperature = 1.2f, sp.top_k = 20; break;
+        case 0:
+            break; /* greedy */
+        case 1:
+            sp = cllm_sampling_default_params(), sp.temperature = 0.9f;
+            break;
+        case 2:
+            sp = cllm_sampling_default_params(), sp.temperature = 1.2f, sp.top_k = 20;
+            break;
         case 3:
             sp = cllm_sampling_default_params(), sp.temperature = 0.7f, sp.top_p = 0.8f;
             sp.min_p = 0.05f, sp.repeat_penalty = 1.2f;
             break;
         default:
             sp = cllm_sampling_default_params(), sp.temperature = 1.0f, sp.top_k = 0;
-            sp.top_p = 1.0f, sp.min_p = 0, sp.presence_penalty = 0.5f,
-            sp.frequency_penalty = 0.3f;
+            sp.top_p = 1.0f, sp.min_p = 0, sp.presence_penalty = 0.5f, sp.frequency_penalty = 0.3f;
         }
         if (i % 5) sp.seed = 7000 + (uint64_t)i;
         rq[i].sp = sp;

@@ -187,7 +187,8 @@ int main(void) {
         if (s->reason == CLLM_REASON_CANCELLED) {
             cancelled++;
             CHECK(i % 8 == 5);
-            CHECK(s->n <= ref[i].n && memcmp(s->tokens, ref[i].tokens, sizeof(int32_t) * s->n) == 0);
+            CHECK(s->n <= ref[i].n &&
+                  memcmp(s->tokens, ref[i].tokens, sizeof(int32_t) * s->n) == 0);
         } else {
             CHECK_MSG(s->n == ref[i].n && !memcmp(s->tokens, ref[i].tokens, sizeof(int32_t) * s->n),
                       "request %d: tokens differ from its run alone", i);
