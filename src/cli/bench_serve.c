@@ -7,6 +7,7 @@
 #include "base/cpu.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@ static const char *k_serve_help =
     "  --gen-len G                output tokens per request (default 128)\n"
     "  --concurrency C            at most C requests in the engine at once; 0: submit all at\n"
     "                             once (default 32)\n"
+    "  --request-rate R           requests arrive at R per second (Poisson arrivals, fixed\n"
+    "                             seed; TTFT counts from the arrival); 0: no arrival times\n"
+    "                             (default 0)\n"
     "  --shared-prefix L          all prompts start with the same L tokens (L <= P), then\n"
     "                             distinct ones (default 0)\n"
     "  --kv-memory SIZE           KV pool budget: BYTES, NKiB, NMiB or NGiB\n"
@@ -48,6 +52,7 @@ typedef struct serve_opts {
     const char *model;
     long requests, prompt_len, gen_len, concurrency, shared_prefix, threads;
     cllm_engine_params ep;
+    double rate; /* requests per second; 0: none */
     bool single;
 } serve_opts;
 
@@ -137,27 +142,44 @@ typedef struct run_result {
 } run_result;
 
 /* Run n requests (prompts[i] of plen tokens) with at most conc in the engine (0: all). */
+/* Arrival offsets (s) of a Poisson process of the given rate, from a fixed seed (splitmix64). */
+static double next_arrival(uint64_t *state, double rate) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    double u = ((double)(z >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
+    return -log(u) / rate;
+}
+
 static int run_requests(cllm_model *m, const cllm_engine_params *ep, int32_t *const *prompts, int n,
-                        int plen, int glen, int conc, req_state *rs, run_result *res) {
+                        int plen, int glen, int conc, double rate, req_state *rs, run_result *res) {
     cllm_engine *e;
     if (cllm_engine_create(m, ep, &e)) return cli_fail("%s", cllm_last_error());
     memset(rs, 0, sizeof(req_state) * (size_t)n);
     memset(res, 0, sizeof *res);
     int submitted = 0, finished = 0, rc = 0;
-    double t0 = clock_now();
+    double t0 = clock_now(), arrival = 0; /* of the next request, from t0 */
+    uint64_t seed = 42;
     while (finished < n) {
-        while (submitted < n && (conc <= 0 || submitted - finished < conc)) {
+        if (rate > 0 && submitted < n && !cllm_engine_has_work(e)) {
+            double wait = t0 + arrival - clock_now(); /* idle: sleep until the next arrival */
+            if (wait > 0) clock_sleep(wait);
+        }
+        while (submitted < n && (conc <= 0 || submitted - finished < conc) &&
+               (rate <= 0 || clock_now() >= t0 + arrival)) {
             cllm_request r = cllm_request_default();
             r.prompt = prompts[submitted];
             r.n_prompt = (size_t)plen;
             r.max_tokens = glen;
             r.ignore_eos = 1;
-            rs[submitted].t_submit = clock_now();
+            rs[submitted].t_submit = rate > 0 ? t0 + arrival : clock_now();
             if (cllm_engine_submit(e, &r, &rs[submitted].id)) {
                 rc = cli_fail("request %d: %s", submitted, cllm_last_error());
                 goto out;
             }
             submitted++;
+            if (rate > 0) arrival += next_arrival(&seed, rate);
         }
         const cllm_event *ev;
         size_t nev;
@@ -229,6 +251,8 @@ static bool parse_opts(int argc, char **argv, serve_opts *o, int *rc) {
             if (!cli_int(a, v, 1, 1 << 20, &o->gen_len)) return false;
         } else if (!strcmp(a, "--concurrency")) {
             if (!cli_int(a, v, 0, 1000000, &o->concurrency)) return false;
+        } else if (!strcmp(a, "--request-rate")) {
+            if (!cli_float(a, v, 0, 1e6, &o->rate)) return false;
         } else if (!strcmp(a, "--shared-prefix")) {
             if (!cli_int(a, v, 0, 1 << 20, &o->shared_prefix)) return false;
         } else if (!strcmp(a, "--kv-memory")) {
@@ -324,11 +348,12 @@ int cmd_bench_serve(int argc, char **argv) {
         cllm_engine_params wep = o.ep;
         wep.no_prefix_cache = 1;
         int wl = plen < 8 ? plen : 8;
-        if (run_requests(m, &wep, &prompts[n], 1, wl, 2, 1, &w, &wr)) goto done;
+        if (run_requests(m, &wep, &prompts[n], 1, wl, 2, 1, 0, &w, &wr)) goto done;
     }
 
     run_result res;
-    if (run_requests(m, &o.ep, prompts, n, plen, glen, (int)o.concurrency, rs, &res)) goto done;
+    if (run_requests(m, &o.ep, prompts, n, plen, glen, (int)o.concurrency, o.rate, rs, &res))
+        goto done;
     int n_tpot = 0;
     double ttft_first = 0;
     for (int i = 0; i < n; i++) {
@@ -356,8 +381,13 @@ int cmd_bench_serve(int argc, char **argv) {
     printf("model:                   %s (%s, %.2f M params, CPU %s, %ld threads)\n", base,
            info.weight_dtypes, info.n_params / 1e6, cpu_level_name(), o.threads);
     printf("requests:                %d (prompt %d, output %d, shared prefix %ld, concurrency "
-           "%ld)\n",
+           "%ld",
            n, plen, glen, o.shared_prefix, o.concurrency);
+    if (o.rate > 0)
+        printf(", %.3g requests/s Poisson arrivals", o.rate);
+    else
+        printf(", all at once");
+    printf(")\n");
     printf("engine:                  %d KV blocks of %d tokens, max seqs %d, max batched tokens "
            "%d, prefix cache %s\n",
            res.st.kv_blocks_total, res.st.block_size,
@@ -388,7 +418,7 @@ int cmd_bench_serve(int argc, char **argv) {
         run_result r1;
         cllm_engine_params sep = o.ep;
         sep.no_prefix_cache = 1;
-        if (run_requests(m, &sep, &prompts[n], 1, plen, glen, 1, &s1, &r1)) goto done;
+        if (run_requests(m, &sep, &prompts[n], 1, plen, glen, 1, 0, &s1, &r1)) goto done;
         double dec = s1.n_gen > 1 ? (s1.n_gen - 1) / (s1.t_end - s1.t_first) : 0;
         printf("single-stream decode:    %.2f tokens/s (one request, prompt %d, output %d)\n", dec,
                plen, glen);
