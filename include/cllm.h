@@ -51,12 +51,15 @@ typedef struct cllm_model_params {
     int n_threads;         /* <= 0: number of online CPUs */
     int require_tokenizer; /* fail if the folder has no tokenizer */
     int skip_tokenizer;    /* do not load the tokenizer (token ids in and out only) */
+    const char *quant;     /* NULL: weights as stored; "q8_0", "q4_0", "q4_k", "q6_k", ...:
+                              quantize the f32/f16/bf16 matrices in memory at load */
 } cllm_model_params;
 
 cllm_model_params cllm_model_default_params(void);
 
-/* Load a Hugging Face model folder (config.json, *.safetensors, tokenizer). Weights are
- * memory-mapped and used in their stored dtype. */
+/* Load a Hugging Face model folder (config.json, *.safetensors, tokenizer) or a GGUF file
+ * (llama, qwen2, gpt2; F32/F16/BF16 and Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K tensors).
+ * Weights are memory-mapped and used in their stored dtype. */
 cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_model **out);
 void cllm_model_free(cllm_model *m);
 

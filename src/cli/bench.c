@@ -23,6 +23,8 @@ static const char *k_bench_help =
     "  -r, --repetitions N     repetitions per test after one warm-up run (default 5)\n"
     "  -b, --batch-size N      prompt batch size (default 512)\n"
     "  --kv-type f32|f16|bf16  KV cache element type (default: the model's dtype)\n"
+    "  --quant TYPE            quantize the weights in memory at load (q8_0, q4_0, q4_k, q6_k, "
+    "...)\n"
     "\n"
     "Token ids are pseudo-random; no sampling is timed (as llama-bench). 0 disables a test.\n"
     "\n"
@@ -55,6 +57,7 @@ int cmd_bench(int argc, char **argv) {
     long *pp = NULL, *tg = NULL, threads = 0, reps = 5, batch = 512;
     int npp = 0, ntg = 0, rc = 1;
     cllm_kv_type kv_type = CLLM_KV_AUTO;
+    const char *quant = NULL;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--serve")) return cmd_bench_serve(argc, argv);
     for (int i = 1; i < argc; i++) {
@@ -67,6 +70,8 @@ int cmd_bench(int argc, char **argv) {
         if (!(v = cli_value(argc, argv, &i))) goto out;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             model = v;
+        else if (!strcmp(a, "--quant"))
+            quant = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             free(pp);
             if (!cli_int_list(a, v, 0, 1 << 20, &pp, &npp)) goto out;
@@ -113,6 +118,7 @@ int cmd_bench(int argc, char **argv) {
     cllm_model_params mp = cllm_model_default_params();
     mp.n_threads = (int)threads;
     mp.skip_tokenizer = 1;
+    mp.quant = quant;
     cllm_model *m;
     if (cllm_model_load(model, &mp, &m)) {
         cli_fail("%s", cllm_last_error());

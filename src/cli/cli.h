@@ -15,6 +15,9 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+/* `cllm serve`: the OpenAI-compatible HTTP server (serve.c). */
+int cmd_serve(int argc, char **argv);
 
 /* Print "cllm: error: <msg>" to stderr and return 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -25,7 +25,9 @@ const char *const k_gen_opts_help =
     "  -c, --ctx-size N         KV cache size in tokens\n"
     "  -b, --batch-size N       max prompt tokens per forward pass (default 512)\n"
     "  --block-size N           KV cache block size in tokens (default 16)\n"
-    "  --kv-type f32|f16|bf16   KV cache element type (default: the model's dtype)\n";
+    "  --kv-type f32|f16|bf16   KV cache element type (default: the model's dtype)\n"
+    "  --quant TYPE             quantize the weights in memory at load: q8_0, q4_0, q4_1, q5_0,\n"
+    "                           q5_1, q4_k, q5_k, q6_k, f16, bf16\n";
 
 bool gen_opts_init(gen_opts *o, int argc, long default_n_predict) {
     memset(o, 0, sizeof *o);
@@ -67,7 +69,8 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
                                              "-b",
                                              "--batch-size",
                                              "--block-size",
-                                             "--kv-type"};
+                                             "--kv-type",
+                                             "--quant"};
     const char *a = argv[*i], *v = NULL;
     if (!strcmp(a, "--ignore-eos")) {
         o->ignore_eos = true;
@@ -83,6 +86,8 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
     cllm_sampling_params *sp = &o->sp;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
         o->model = v;
+    } else if (!strcmp(a, "--quant")) {
+        o->quant = v;
     } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
         if (!cli_int(a, v, 0, 1 << 24, &o->n_predict)) return -1;
     } else if (!strcmp(a, "--temp")) {
@@ -151,6 +156,7 @@ bool gen_opts_load(const gen_opts *o, bool need_tokenizer, cllm_model **m) {
     cllm_model_params mp = cllm_model_default_params();
     mp.n_threads = (int)o->threads;
     mp.require_tokenizer = need_tokenizer;
+    mp.quant = o->quant;
     if (cllm_model_load(o->model, &mp, m)) {
         cli_fail("%s", cllm_last_error());
         return false;

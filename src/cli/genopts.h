@@ -10,6 +10,7 @@
 
 typedef struct gen_opts {
     const char *model;
+    const char *quant; /* --quant TYPE: quantize at load */
     long n_predict, threads, ctx, batch, block, seed;
     cllm_kv_type kv_type;
     cllm_sampling_params sp;

@@ -17,9 +17,12 @@ static void usage(FILE *f) {
           "  tokenize    text -> token ids and pieces                 (cllm tokenize --help)\n"
           "  detokenize  token ids -> text                            (cllm detokenize --help)\n"
           "  template    render the model's chat template             (cllm template --help)\n"
+          "  quantize    write a (quantized) GGUF file                (cllm quantize --help)\n"
+          "  serve       OpenAI-compatible HTTP server                (cllm serve --help)\n"
           "\n"
           "A model is a Hugging Face folder: config.json, model.safetensors (or shards +\n"
-          "model.safetensors.index.json), tokenizer.json or vocab.json + merges.txt.\n"
+          "model.safetensors.index.json), tokenizer.json or vocab.json + merges.txt;\n"
+          "or a GGUF file (llama, qwen2, gpt2; f32/f16/bf16 and q8_0/q4_0/q4_k/q5_k/q6_k ...).\n"
           "Environment: CLLM_CPU=scalar|avx2|avx512 restricts the SIMD kernels used.\n",
           f);
 }
@@ -41,6 +44,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "detokenize")) return cmd_detokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 1, argv + 1);
     if (!strcmp(cmd, "chat")) return cmd_chat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "cllm: error: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 1;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 typedef struct gguf_kv {
+    size_t start, end; /* the whole entry's bytes */
     gguf_str key;
     gguf_type type;
     size_t off; /* value bytes (for arrays: the first element) */
@@ -22,6 +23,9 @@ struct gguf_file {
     size_t n_kv;
     gguf_kv *kv;
     uint64_t **str_tabs; /* owned offset tables of string arrays, one per kv (or NULL) */
+    gguf_tensor *tensors;
+    uint32_t alignment;
+    size_t data_off;
 };
 
 typedef struct cursor {
@@ -146,7 +150,16 @@ static cllm_status rd_array(cursor *c, gguf_kv *kv, uint64_t **tab) {
     return CLLM_OK;
 }
 
+static cllm_status rd_kv_value(cursor *c, gguf_kv *kv, uint64_t **tab);
+
 static cllm_status rd_kv(cursor *c, gguf_kv *kv, uint64_t **tab) {
+    kv->start = c->pos;
+    cllm_status st = rd_kv_value(c, kv, tab);
+    kv->end = c->pos;
+    return st;
+}
+
+static cllm_status rd_kv_value(cursor *c, gguf_kv *kv, uint64_t **tab) {
     cllm_status st;
     c->key = (gguf_str){0};
     if ((st = rd_str(c, "key", &kv->key)) != CLLM_OK) return st;
@@ -170,6 +183,7 @@ void gguf_close(gguf_file *f) {
             free(f->str_tabs[i]);
     free(f->str_tabs);
     free(f->kv);
+    free(f->tensors);
     mapfile_close(&f->mf);
     free(f);
 }
@@ -204,7 +218,38 @@ static cllm_status parse(gguf_file *f) {
         if ((st = rd_kv(&c, &f->kv[i], &f->str_tabs[i])) != CLLM_OK) return st;
     }
     f->n_kv = (size_t)n_kv;
-    return CLLM_OK;
+    f->alignment = 32;
+    if (gguf_find(f, "general.alignment") >= 0) {
+        if ((st = gguf_get_u32(f, "general.alignment", &f->alignment)) != CLLM_OK) return st;
+        if (!f->alignment || (f->alignment & (f->alignment - 1)))
+            return err_set(CLLM_ERR_FORMAT, "%s: general.alignment %u is not a power of two",
+                           f->mf.path, f->alignment);
+    }
+    return gguf_tensors_parse(f->mf.path, f->mf.data, f->mf.size, c.pos, f->n_tensors, f->alignment,
+                              &f->tensors, &f->data_off);
+}
+
+const gguf_tensor *gguf_tensor_at(const gguf_file *f, size_t i) {
+    return i < f->n_tensors ? &f->tensors[i] : NULL;
+}
+
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
+    for (size_t i = 0; i < f->n_tensors; i++)
+        if (!strcmp(f->tensors[i].name, name)) return &f->tensors[i];
+    return NULL;
+}
+
+uint32_t gguf_alignment(const gguf_file *f) {
+    return f->alignment;
+}
+
+size_t gguf_data_offset(const gguf_file *f) {
+    return f->data_off;
+}
+
+void gguf_kv_raw(const gguf_file *f, size_t i, const uint8_t **p, size_t *len) {
+    *p = f->mf.data + f->kv[i].start;
+    *len = f->kv[i].end - f->kv[i].start;
 }
 
 cllm_status gguf_open(const char *path, gguf_file **out) {

@@ -3,6 +3,7 @@
 #ifndef CLLM_IO_GGUF_H
 #define CLLM_IO_GGUF_H
 
+#include "base/dtype.h"
 #include "cllm.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,5 +72,43 @@ cllm_status gguf_get_arr(const gguf_file *f, const char *key, gguf_type elem, gg
 gguf_str gguf_arr_str(const gguf_arr *a, size_t i);
 int64_t gguf_arr_int(const gguf_arr *a, size_t i);  /* any integer or bool type */
 double gguf_arr_float(const gguf_arr *a, size_t i); /* float32/float64 */
+
+/* ---- tensors ---- */
+
+#define GGUF_MAX_DIMS 4
+#define GGUF_GGML_TYPE_COUNT 36 /* ggml type ids 0..35 (some removed) */
+
+/* One tensor info; data points into the mapped file (checked to lie inside it). ne[0] is the
+ * row length (ggml order: innermost dimension first), unused dimensions are 1. */
+typedef struct gguf_tensor {
+    char name[64]; /* ggml's limit: names shorter than 64 bytes */
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS];
+    uint32_t type; /* ggml type id */
+    uint64_t offset;
+    uint64_t nbytes;
+    const uint8_t *data;
+} gguf_tensor;
+
+/* Tensor i < gguf_n_tensors(f), or by name (NULL when absent). */
+const gguf_tensor *gguf_tensor_at(const gguf_file *f, size_t i);
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+uint32_t gguf_alignment(const gguf_file *f);
+/* File offset of the data section. */
+size_t gguf_data_offset(const gguf_file *f);
+/* The raw bytes of key/value entry i (key, type, value) as stored, for copying into a new file. */
+void gguf_kv_raw(const gguf_file *f, size_t i, const uint8_t **p, size_t *len);
+
+/* ggml type ids: name ("Q4_K"; "unknown"), block elements and bytes (false for unknown ids),
+ * and the mapping to cllm's dtype (false when cllm cannot compute with the type). */
+const char *gguf_ggml_type_name(uint32_t t);
+bool gguf_ggml_type_size(uint32_t t, int *blck, size_t *bytes);
+bool gguf_type_to_dtype(uint32_t t, dtype *out);
+uint32_t gguf_dtype_to_type(dtype d);
+
+/* Parse n tensor infos at data[pos] (used by gguf_open). *out is malloc'd; *data_off is where
+ * the aligned data section starts. */
+cllm_status gguf_tensors_parse(const char *path, const uint8_t *data, size_t size, size_t pos,
+                               uint64_t n, uint32_t align, gguf_tensor **out, size_t *data_off);
 
 #endif

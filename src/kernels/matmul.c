@@ -4,6 +4,7 @@
 
 #include "base/cpu.h"
 #include "base/half.h"
+#include "kernels/quant_impl.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -27,6 +28,7 @@ size_t kern_mm_wscratch_floats(int K) {
 }
 
 size_t kern_matmul_work_size(int M, int K, dtype wt, int n_threads) {
+    if (dtype_is_quant(wt)) return quant_mm_work_size(M, K, wt);
     if (wt != DTYPE_BF16 || M <= 0 || K <= 0) return 0;
     size_t xp = (size_t)M * (size_t)round_up32(K) * sizeof(float) + 64; /* + 64: room to align */
     if (M < KERN_MM_GEMM_MIN_M) return xp;
@@ -65,6 +67,10 @@ static float load_w(const void *w, dtype wt, size_t i) {
 
 void kern_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
                      const float *bias, float *y, int ldy) {
+    if (dtype_is_quant(wt)) {
+        quant_mm_matmul_ref(x, M, K, ldx, w, wt, N, bias, y, ldy);
+        return;
+    }
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             float s = 0.0f;
@@ -126,10 +132,23 @@ static void rows_task(void *ctx, int ith, int nth) {
     tp_split(j->a.N, KERN_MM_SPLIT_ALIGN, ith, nth, &lo, &hi);
     if (lo >= hi) return;
     switch (j->path) {
-    case KERN_MM_AVX512:
+    case KERN_MM_AVX512: {
+        /* This thread's share of the next matmul (same split), up to one L2 block of it. */
+        const kern_mm_next *nx = j->a.next;
+        const char *pf = NULL;
+        size_t pf_bytes = 0;
+        long nlo, nhi;
+        if (nx && nx->w && nx->N > 0 && nx->K > 0) {
+            tp_split(nx->N, KERN_MM_SPLIT_ALIGN, ith, nth, &nlo, &nhi);
+            size_t row = dtype_row_bytes(nx->wt, nx->K);
+            pf = (const char *)nx->w + (size_t)nlo * row;
+            pf_bytes = (size_t)(nhi - nlo) * row;
+            if (pf_bytes > KERN_MM_WBLOCK_BYTES / 2) pf_bytes = KERN_MM_WBLOCK_BYTES / 2;
+        }
         kern_mm_rows_avx512(&j->a, (int)lo, (int)hi,
-                            j->a.wp ? j->a.wp + (size_t)ith * j->a.wp_stride : NULL);
+                            j->a.wp ? j->a.wp + (size_t)ith * j->a.wp_stride : NULL, pf, pf_bytes);
         break;
+    }
     case KERN_MM_AVX2:
         kern_mm_rows_avx2(&j->a, (int)lo, (int)hi);
         break;
@@ -139,10 +158,14 @@ static void rows_task(void *ctx, int ith, int nth) {
     }
 }
 
-void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
-                    const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
-                    void *work) {
+static void matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                      const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
+                      void *work, const kern_mm_next *next) {
     if (M <= 0 || N <= 0) return;
+    if (dtype_is_quant(wt)) {
+        quant_mm_matmul(p, tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work);
+        return;
+    }
     mm_job j = {.path = p,
                 .a = {.x = x,
                       .M = M,
@@ -153,7 +176,8 @@ void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K
                       .N = N,
                       .bias = bias,
                       .y = y,
-                      .ldy = ldy}};
+                      .ldy = ldy,
+                      .next = next}};
     if (wt == DTYPE_BF16 && p != KERN_MM_SCALAR) {
         j.xp = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
         j.a.xp = j.xp;
@@ -171,7 +195,19 @@ void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K
     tp_run(tp, rows_task, &j);
 }
 
+void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                    const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
+                    void *work) {
+    matmul_on(p, tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work, NULL);
+}
+
+void kern_matmul_then(threadpool *tp, const float *x, int M, int K, int ldx, const void *w,
+                      dtype wt, int N, const float *bias, float *y, int ldy, void *work,
+                      const kern_mm_next *next) {
+    matmul_on(kern_mm_best_path(), tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work, next);
+}
+
 void kern_matmul(threadpool *tp, const float *x, int M, int K, int ldx, const void *w, dtype wt,
                  int N, const float *bias, float *y, int ldy, void *work) {
-    kern_matmul_on(kern_mm_best_path(), tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work);
+    kern_matmul_then(tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work, NULL);
 }

@@ -21,6 +21,19 @@ size_t kern_matmul_work_size(int M, int K, dtype wt, int n_threads);
 void kern_matmul(threadpool *tp, const float *x, int M, int K, int ldx, const void *w, dtype wt,
                  int N, const float *bias, float *y, int ldy, void *work);
 
+/* The matmul that will run after this one: while this one computes its last block of weights,
+ * each thread pulls the first part of its share of the next weights into L2, so that the next
+ * call does not start with a stall on DRAM (decode batches: small matrices like k/v are a
+ * single block). A hint only: results never depend on it. */
+typedef struct kern_mm_next {
+    const void *w;
+    dtype wt;
+    int N, K;
+} kern_mm_next;
+void kern_matmul_then(threadpool *tp, const float *x, int M, int K, int ldx, const void *w,
+                      dtype wt, int N, const float *bias, float *y, int ldy, void *work,
+                      const kern_mm_next *next);
+
 /* The plain scalar reference (single-threaded), used by tests to check the fast paths. */
 void kern_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
                      const float *bias, float *y, int ldy);

@@ -317,7 +317,8 @@ static const tile_fn gemvs[3][NR1 + 1] = {GTAB(f32), GTAB(f16), GTAB(bf16)};
 
 /* ------------------------------------------------------------------ drivers */
 
-void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp) {
+void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp, const char *pf_next,
+                         size_t pf_next_bytes) {
     const int t = a->wt == DTYPE_F32 ? 0 : a->wt == DTYPE_F16 ? 1 : 2;
     if (a->M < SMALL_M) {
         for (int n = n0; n < n1; n += NR1) {
@@ -340,6 +341,10 @@ void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp) {
             int nxe = n1 - nbe < nb_rows ? n1 : nbe + nb_rows;
             const char *pf = (const char *)((const uint16_t *)a->w + (size_t)nbe * a->K);
             const char *pf_end = pf + (size_t)(nxe - nbe) * a->K * sizeof(uint16_t);
+            if (nxe == nbe && pf_next_bytes) { /* the last block: the next matmul's first */
+                pf = pf_next;
+                pf_end = pf_next + pf_next_bytes;
+            }
             long calls = (long)((a->M + MRW - 1) / MRW) * ((ld + kc - 1) / kc) *
                          ((nbe - nb + NRW - 1) / NRW);
             long per = calls ? ((pf_end - pf) / 64 + calls - 1) / calls : 0;

@@ -2,6 +2,7 @@
  * the reference; the SIMD versions in matmul_cvt_avx2.c / matmul_cvt_avx512.c match it bitwise). */
 #include "base/half.h"
 #include "kernels/matmul_impl.h"
+#include "kernels/quant.h"
 
 #include <string.h>
 
@@ -31,6 +32,10 @@ static void from_f32_scalar(const float *src, dtype t, int n, void *dst) {
 
 void kern_to_f32_on(kern_mm_path p, const void *src, dtype t, int n, float *dst) {
     if (n <= 0) return;
+    if (dtype_is_quant(t)) { /* embedding rows of a quantized token_embd */
+        quant_dequantize_row(t, src, dst, n);
+        return;
+    }
     if (p == KERN_MM_AVX512)
         kern_to_f32_avx512(src, t, n, dst);
     else if (p == KERN_MM_AVX2)

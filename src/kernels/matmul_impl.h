@@ -47,6 +47,7 @@ typedef struct kern_mm_args {
      * aligned) into which blocks of weight rows are widened to f32 once per call, or NULL. */
     float *wp;
     size_t wp_stride;
+    const kern_mm_next *next; /* the following matmul, or NULL */
 } kern_mm_args;
 
 /* The AVX-512 path's GEMM (M >= this) widens each L2 block of bf16 weight rows to f32 once per
@@ -68,8 +69,10 @@ size_t kern_mm_wscratch_floats(int K);
 /* Compute y rows' columns [n0, n1) for all M tokens. */
 void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1);
 void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1);
-/* wp: this thread's widened-block scratch (a->wp slice), or NULL. */
-void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp);
+/* wp: this thread's widened-block scratch (a->wp slice), or NULL; [pf, pf + pf_bytes): bytes of
+ * the next matmul's weights to prefetch during the last block (pf_bytes 0: none). */
+void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp, const char *pf,
+                         size_t pf_bytes);
 
 /* Prepare rows [m0, m1) of x into xp for bf16 weights (layout above; chunk of 16 elements for
  * AVX2, 32 for AVX-512). The scalar path reads x directly. */

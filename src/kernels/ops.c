@@ -80,6 +80,19 @@ void kern_rope(float *x, int n_heads, int hd, const float *cs) {
     }
 }
 
+void kern_rope_adjacent(float *x, int n_heads, int hd, const float *cs) {
+    int h = hd / 2;
+    const float *c = cs, *s = cs + h;
+    for (int hh = 0; hh < n_heads; hh++) {
+        float *v = x + (long)hh * hd;
+        for (int i = 0; i < h; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * c[i] - b * s[i];
+            v[2 * i + 1] = b * c[i] + a * s[i];
+        }
+    }
+}
+
 void kern_silu_mul(float *g, const float *u, int n) {
     if (cpu_get()->avx512f) {
         kern_silu_mul_avx512(g, u, n);

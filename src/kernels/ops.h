@@ -11,6 +11,9 @@ void kern_layernorm(float *y, const float *x, const float *w, const float *b, in
 /* Rotate one token's heads in place, HF "rotate_half" layout: pairs (i, i + hd/2).
  * cs holds cos[hd/2] then sin[hd/2] for the token's position. x is [n_heads][hd]. */
 void kern_rope(float *x, int n_heads, int hd, const float *cs);
+/* The same rotation for llama.cpp's GGUF layout (q/k rows permuted by its converter): pairs
+ * (2i, 2i + 1) rotate by the angle of pair i. */
+void kern_rope_adjacent(float *x, int n_heads, int hd, const float *cs);
 /* cos/sin table for one position from per-pair inverse frequencies inv_freq[hd/2]. */
 void kern_rope_table(float *cs, int hd, const double *inv_freq, int pos);
 

@@ -35,6 +35,7 @@ typedef struct model_config {
     bool qkv_bias;      /* q/k/v projections have biases (Qwen2; Llama attention_bias) */
     bool o_bias;        /* output projection bias (Llama attention_bias) */
     bool mlp_bias;
+    bool rope_adjacent; /* q/k rows in llama.cpp's GGUF order: RoPE rotates adjacent pairs */
     int bos_id; /* -1: none */
     int eos_ids[MODEL_MAX_EOS];
     int n_eos;
@@ -42,5 +43,11 @@ typedef struct model_config {
 
 /* Parse dir/config.json (and dir/generation_config.json for EOS ids, when present). */
 cllm_status model_config_load(const char *dir, model_config *out);
+
+struct gguf_file;
+/* From a GGUF file's general.architecture and {arch}.* keys (config_gguf.c). */
+cllm_status model_config_load_gguf(const struct gguf_file *f, model_config *out);
+/* Llama-3 RoPE scaling in GGUF form: divide inv_freq[half] by rope_freqs.weight when present. */
+cllm_status model_gguf_rope_factors(const struct gguf_file *f, int half, double *inv_freq);
 
 #endif

@@ -32,7 +32,10 @@ cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max
     fs->attn_scratch_per_thread = attn_scratch_floats(max_ctx, block_size, c->head_dim, c->n_heads / c->n_kv_heads);
     size_t work = 0;
     int Ks[3] = {c->hidden, (int)qd, c->intermediate};
-    for (int i = 0; i < 3; i++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], DTYPE_BF16, nth));
+    /* every weight dtype of the model may need scratch (bf16: prepared x; quantized: x in Q8) */
+    const dtype dts[3] = {DTYPE_BF16, m->w.layers ? m->w.layers[0].w_down.dt : DTYPE_BF16, m->w.lm_head.dt};
+    for (int i = 0; i < 3; i++)
+        for (int d = 0; d < 3; d++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], dts[d], nth));
     fs->x = alloc64(T * H * 4);
     fs->xn = alloc64(T * max_sz(H, qd) * 4);
     fs->q = alloc64(T * qd * 4);
@@ -113,8 +116,9 @@ static void row_worker(void *ctx, int ith, int nth) {
         } else { /* JOB_ROPE: cos/sin for this position, then q and k heads */
             float *cs = j->fs->rope_cs + t * (size_t)c->head_dim;
             kern_rope_table(cs, c->head_dim, j->m->inv_freq, j->b->pos[t]);
-            kern_rope(j->fs->q + t * qd, c->n_heads, c->head_dim, cs);
-            kern_rope(j->fs->k + t * kvd, c->n_kv_heads, c->head_dim, cs);
+            void (*rope)(float *, int, int, const float *) = c->rope_adjacent ? kern_rope_adjacent : kern_rope;
+            rope(j->fs->q + t * qd, c->n_heads, c->head_dim, cs);
+            rope(j->fs->k + t * kvd, c->n_kv_heads, c->head_dim, cs);
         }
     }
 }
@@ -132,17 +136,20 @@ static void run_rows(row_job *j, int kind, int n, float *a, const float *src, co
     else tp_run(j->m->tp, row_worker, j);
 }
 
+/* next: the weights of the matmul that follows (prefetched during this one's last block). */
 static void matmul(const struct cllm_model *m, fwd_state *fs, const float *x, int M, const wmat *w,
-                   const float *bias, float *y) {
-    kern_matmul(m->tp, x, M, w->cols, w->cols, w->data, w->dt, w->rows, bias, y, w->rows, fs->mm_work);
+                   const float *bias, float *y, const wmat *next) {
+    kern_mm_next nx = {.w = next->data, .wt = next->dt, .N = next->rows, .K = next->cols};
+    kern_matmul_then(m->tp, x, M, w->cols, w->cols, w->data, w->dt, w->rows, bias, y, w->rows,
+                     fs->mm_work, &nx);
 }
 
 static void embed(const struct cllm_model *m, fwd_state *fs, const fwd_batch *b) {
     const model_config *c = &m->cfg;
-    size_t H = (size_t)c->hidden, es = dtype_size(m->w.tok_embd.dt);
+    size_t H = (size_t)c->hidden, rb = dtype_row_bytes(m->w.tok_embd.dt, c->hidden);
     for (int t = 0; t < b->n; t++) {
         float *x = fs->x + t * H;
-        kern_to_f32((const uint8_t *)m->w.tok_embd.data + (size_t)b->tokens[t] * H * es,
+        kern_to_f32((const uint8_t *)m->w.tok_embd.data + (size_t)b->tokens[t] * rb,
                     m->w.tok_embd.dt, (int)H, x);
         if (c->arch == ARCH_GPT2) {
             float *tmp = fs->xn + t * H;
@@ -198,26 +205,27 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
         const layer_weights *L = &m->w.layers[l];
         j.L = L;
         run_rows(&j, JOB_NORM, n, fs->xn, fs->x, L->attn_norm, L->attn_norm_b);
-        matmul(m, fs, fs->xn, n, &L->wq, L->bq, fs->q);
-        matmul(m, fs, fs->xn, n, &L->wk, L->bk, fs->k);
-        matmul(m, fs, fs->xn, n, &L->wv, L->bv, fs->v);
+        matmul(m, fs, fs->xn, n, &L->wq, L->bq, fs->q, &L->wk);
+        matmul(m, fs, fs->xn, n, &L->wk, L->bk, fs->k, &L->wv);
+        matmul(m, fs, fs->xn, n, &L->wv, L->bv, fs->v, &L->wo);
         if (c->arch != ARCH_GPT2) run_rows(&j, JOB_ROPE, n, NULL, NULL, NULL, NULL);
         write_kv(m, fs, kv, l, b);
         ab.k = kv->k + (size_t)l * kv->layer_bytes;
         ab.v = kv->v + (size_t)l * kv->layer_bytes;
         kern_attention(m->tp, &ab);
-        matmul(m, fs, fs->att, n, &L->wo, L->bo, fs->xn);
+        matmul(m, fs, fs->att, n, &L->wo, L->bo, fs->xn, c->arch == ARCH_GPT2 ? &L->w_up : &L->w_gate);
         run_rows(&j, JOB_ADD, n * H, fs->x, fs->xn, NULL, NULL);
         run_rows(&j, JOB_NORM, n, fs->xn, fs->x, L->mlp_norm, L->mlp_norm_b);
         if (c->arch == ARCH_GPT2) {
-            matmul(m, fs, fs->xn, n, &L->w_up, L->b_up, fs->up);
+            matmul(m, fs, fs->xn, n, &L->w_up, L->b_up, fs->up, &L->w_down);
             run_rows(&j, JOB_GELU, n * I, fs->up, NULL, NULL, NULL);
         } else {
-            matmul(m, fs, fs->xn, n, &L->w_gate, L->b_gate, fs->gate);
-            matmul(m, fs, fs->xn, n, &L->w_up, L->b_up, fs->up);
+            matmul(m, fs, fs->xn, n, &L->w_gate, L->b_gate, fs->gate, &L->w_up);
+            matmul(m, fs, fs->xn, n, &L->w_up, L->b_up, fs->up, &L->w_down);
             run_rows(&j, JOB_SILU, n * I, fs->gate, fs->up, NULL, NULL);
         }
-        matmul(m, fs, c->arch == ARCH_GPT2 ? fs->up : fs->gate, n, &L->w_down, L->b_down, fs->xn);
+        matmul(m, fs, c->arch == ARCH_GPT2 ? fs->up : fs->gate, n, &L->w_down, L->b_down, fs->xn,
+               l + 1 < c->n_layers ? &m->w.layers[l + 1].wq : &m->w.lm_head);
         run_rows(&j, JOB_ADD, n * H, fs->x, fs->xn, NULL, NULL);
     }
     (void)kvd;
@@ -228,6 +236,6 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
             norm_row(m, fs->hlast + (size_t)nl * H, fs->x + (size_t)t * H, m->w.out_norm, m->w.out_norm_b);
             nl++;
         }
-    if (nl) matmul(m, fs, fs->hlast, nl, &m->w.lm_head, NULL, logits);
+    if (nl) matmul(m, fs, fs->hlast, nl, &m->w.lm_head, NULL, logits, &m->w.layers[0].wq);
     return CLLM_OK;
 }

@@ -3,12 +3,14 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "io/gguf.h"
 
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 cllm_model_params cllm_model_default_params(void) {
     cllm_model_params p = {.n_threads = 0, .require_tokenizer = 0, .skip_tokenizer = 0};
@@ -46,6 +48,19 @@ static cllm_status rope_init(cllm_model *m) {
     return CLLM_OK;
 }
 
+/* A GGUF file without tokenizer.ggml.model, or with llama.cpp's "no_vocab", has no tokenizer. */
+static bool gguf_has_vocab(const cllm_model *m) {
+    gguf_str s;
+    if (gguf_find(m->gguf, "tokenizer.ggml.model") < 0) return false;
+    if (gguf_get_str(m->gguf, "tokenizer.ggml.model", &s)) return true; /* let the loader say */
+    return !(s.len == 8 && !memcmp(s.p, "no_vocab", 8)) && !(s.len == 4 && !memcmp(s.p, "none", 4));
+}
+
+bool model_is_gguf(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_model **out) {
     *out = NULL;
     double t0 = clock_now();
@@ -54,10 +69,26 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
     cllm_model *m = calloc(1, sizeof *m);
     if (!m) return err_set(CLLM_ERR_NOMEM, "out of memory");
     cllm_status st;
-    if ((st = model_config_load(path, &m->cfg)) || (st = st_open_dir(path, &m->st)) ||
-        (st = model_weights_bind(&m->cfg, &m->st, &m->w)) || (st = rope_init(m)))
+    dtype qt = DTYPE_F32;
+    if (p->quant && !model_quant_type(p->quant, &qt)) {
+        st = err_set(CLLM_ERR_INVALID_ARG, "unknown quantization type '%s'", p->quant);
         goto fail;
-    st = p->skip_tokenizer ? CLLM_ERR_NOT_FOUND : tok_load_dir(path, &m->tok);
+    }
+    bool gguf = model_is_gguf(path);
+    if (gguf) {
+        if ((st = gguf_open(path, &m->gguf)) || (st = model_config_load_gguf(m->gguf, &m->cfg)) ||
+            (st = model_weights_bind_gguf(&m->cfg, m->gguf, &m->w)) || (st = rope_init(m)) ||
+            (st = model_gguf_rope_factors(m->gguf, m->cfg.head_dim / 2, m->inv_freq)))
+            goto fail;
+    } else if ((st = model_config_load(path, &m->cfg)) || (st = st_open_dir(path, &m->st)) ||
+               (st = model_weights_bind(&m->cfg, &m->st, &m->w)) || (st = rope_init(m))) {
+        goto fail;
+    }
+    if (p->quant && (st = model_weights_quantize(&m->w, m->cfg.n_layers, qt))) goto fail;
+    st = p->skip_tokenizer            ? CLLM_ERR_NOT_FOUND
+         : gguf && !gguf_has_vocab(m) ? err_set(CLLM_ERR_NOT_FOUND, "%s: no vocabulary", path)
+         : gguf                       ? tok_load_gguf(path, &m->tok)
+                                      : tok_load_dir(path, &m->tok);
     /* parsing tokenizer.json frees tens of MiB of JSON nodes: give them back to the OS so they
      * don't count on top of the weights in the resident set */
     malloc_trim(0);
@@ -85,6 +116,7 @@ void cllm_model_free(cllm_model *m) {
     tok_free(m->tok);
     model_weights_free(&m->w);
     st_close(&m->st);
+    gguf_close(m->gguf);
     free(m->inv_freq);
     free(m);
 }
@@ -132,7 +164,7 @@ dtype model_kv_dtype(const cllm_model *m, cllm_kv_type asked) {
         return DTYPE_F16;
     case CLLM_KV_BF16:
         return DTYPE_BF16;
-    default:
-        return m->w.tok_embd.dt;
+    default: /* quantized models keep f16 K/V, as llama.cpp does */
+        return dtype_is_quant(m->w.tok_embd.dt) ? DTYPE_F16 : m->w.tok_embd.dt;
     }
 }

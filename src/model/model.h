@@ -13,6 +13,7 @@
 struct cllm_model {
     model_config cfg;
     st_set st;
+    struct gguf_file *gguf; /* the mapped GGUF file, when loaded from one */
     model_weights w;
     tokenizer *tok; /* NULL when the folder has none */
     threadpool *tp;
@@ -39,6 +40,9 @@ typedef struct fwd_state {
     void *mm_work;
     size_t attn_scratch_per_thread;
 } fwd_state;
+
+/* A regular file (a model folder is a directory): read as GGUF. */
+bool model_is_gguf(const char *path);
 
 /* The KV cache element type for a request: the model's own dtype unless one is asked for. */
 dtype model_kv_dtype(const struct cllm_model *m, cllm_kv_type asked);

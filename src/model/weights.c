@@ -17,7 +17,7 @@ typedef struct binder {
     int seen_dt[3];
 } binder;
 
-static void *own(model_weights *w, size_t bytes) {
+void *model_weights_own(model_weights *w, size_t bytes) {
     void **no = realloc(w->owned, (size_t)(w->n_owned + 1) * sizeof(void *));
     if (!no) return NULL;
     w->owned = no;
@@ -68,7 +68,7 @@ static cllm_status get_mat(binder *b, const char *name, int rows, int cols, wmat
     m->cols = cols;
     m->data = t->data;
     if ((uintptr_t)t->data % dtype_size(m->dt)) {
-        void *p = own(b->w, t->nbytes);
+        void *p = model_weights_own(b->w, t->nbytes);
         if (!p) return err_set(CLLM_ERR_NOMEM, "out of memory copying '%s'", t->name);
         memcpy(p, t->data, t->nbytes);
         m->data = p;
@@ -87,7 +87,7 @@ static cllm_status get_conv1d(binder *b, const char *name, int in, int out_total
         *tp = t;
     }
     size_t es = dtype_size((dtype)t->dt);
-    uint8_t *p = own(b->w, (size_t)rows * in * es);
+    uint8_t *p = model_weights_own(b->w, (size_t)rows * in * es);
     if (!p) return err_set(CLLM_ERR_NOMEM, "out of memory repacking '%s'", t->name);
     const uint8_t *src = t->data;
     for (int r = 0; r < rows; r++)
@@ -112,7 +112,7 @@ static cllm_status get_vec_part(binder *b, const char *name, int total, int off,
         if ((s = check(b, t, 1, total, 0))) return s;
         if (tp) *tp = t;
     }
-    float *p = own(b->w, (size_t)n * sizeof(float));
+    float *p = model_weights_own(b->w, (size_t)n * sizeof(float));
     if (!p) return err_set(CLLM_ERR_NOMEM, "out of memory");
     const uint8_t *src = (const uint8_t *)t->data + (size_t)off * dtype_size((dtype)t->dt);
     for (int i = 0; i < n; i++) {

@@ -37,5 +37,18 @@ typedef struct model_weights {
 
 cllm_status model_weights_bind(const model_config *c, const st_set *st, model_weights *w);
 void model_weights_free(model_weights *w);
+/* 64-byte aligned memory owned (and freed) by w; NULL when out of memory. */
+void *model_weights_own(model_weights *w, size_t bytes);
+
+struct gguf_file;
+/* Bind llama.cpp tensor names (token_embd, blk.N.attn_q, ...) of a GGUF file
+ * (weights_gguf.c): matrices in place in any supported dtype, vectors converted to f32. */
+cllm_status model_weights_bind_gguf(const model_config *c, const struct gguf_file *f,
+                                    model_weights *w);
+/* Quantize every matrix of a plain dtype whose rows fit the block size into t, in memory
+ * (weights_quant.c; `cllm run --quant`). */
+cllm_status model_weights_quantize(model_weights *w, int n_layers, dtype t);
+/* "q8_0", "Q4_K", "f16", ... -> dtype (Q8_K excluded: an activation type). */
+bool model_quant_type(const char *name, dtype *out);
 
 #endif

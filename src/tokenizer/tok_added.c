@@ -104,9 +104,28 @@ static cllm_status push_span(tok_spans *out, size_t a, size_t b, int32_t id) {
     return CLLM_OK;
 }
 
+/* Does [a, b) overlap one of the sorted ranges? */
+static bool overlaps(const tok_range *r, size_t n, size_t a, size_t b) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* first range ending after a */
+        size_t mid = lo + (hi - lo) / 2;
+        if (r[mid].end <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && r[lo].start < b;
+}
+
 cllm_status tok_matcher_split(const tok_matcher *mt, tok_match *m, const char *s, size_t len,
                               bool parse_special, tok_spans *out) {
     (void)m;
+    return tok_matcher_split_protected(mt, s, len, parse_special, NULL, 0, out);
+}
+
+cllm_status tok_matcher_split_protected(const tok_matcher *mt, const char *s, size_t len,
+                                        bool parse_special, const tok_range *protect,
+                                        size_t n_protect, tok_spans *out) {
     out->n = 0;
     cllm_status st = CLLM_OK;
     size_t start_offset = 0, p = 0;
@@ -126,6 +145,10 @@ cllm_status tok_matcher_split(const tok_matcher *mt, tok_match *m, const char *s
         }
         size_t start = p, stop = p + hit->len;
         const tok_added *tok = hit->tok;
+        if (tok->special && n_protect && overlaps(protect, n_protect, start, stop)) {
+            p = start + 1; /* plain text here; a match may still start after this byte */
+            continue;
+        }
         p = stop;
         if (tok->special && !parse_special) continue;
         if (tok->single_word) {

@@ -74,8 +74,16 @@ static cllm_status encode_span(encode_ctx *c, const char *s, size_t len, bool at
     return st;
 }
 
-cllm_status tok_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
-                       bool parse_special, int32_t **ids, size_t *n) {
+/* Byte ranges of the raw text where special tokens must not be matched (none: NULL, 0). */
+static bool span_protected(const tok_range *r, size_t n, size_t a, size_t b) {
+    for (size_t i = 0; i < n; i++)
+        if (r[i].start < b && a < r[i].end) return true;
+    return false;
+}
+
+static cllm_status encode(const tokenizer *t, const char *text, size_t len, bool add_special,
+                          bool parse_special, const tok_range *protect, size_t n_protect,
+                          int32_t **ids, size_t *n) {
     if (!ids || !n) return err_set(CLLM_ERR_INVALID_ARG, "tok_encode: NULL output");
     *ids = NULL;
     *n = 0;
@@ -90,9 +98,13 @@ cllm_status tok_encode(const tokenizer *t, const char *text, size_t len, bool ad
     c.out.len = 0;
     if (st == CLLM_OK && add_special) st = tok_ids_append(&c.out, t->post_pre.p, t->post_pre.len);
     if (st == CLLM_OK)
-        st = tok_matcher_split(&t->raw_matcher, &c.m, text, len, parse_special, &raw);
+        st = tok_matcher_split_protected(&t->raw_matcher, text, len, parse_special, protect,
+                                         n_protect, &raw);
     for (size_t i = 0; i < raw.n && st == CLLM_OK; i++) {
         const tok_span *sp = &raw.p[i];
+        /* Normalized special tokens are matched after normalization, where byte offsets no
+         * longer correspond: a text span touching protected bytes gets no special tokens. */
+        c.parse_special = parse_special && !span_protected(protect, n_protect, sp->start, sp->end);
         if (sp->id >= 0)
             st = tok_ids_push(&c.out, sp->id);
         else
@@ -111,4 +123,19 @@ cllm_status tok_encode(const tokenizer *t, const char *text, size_t len, bool ad
     *ids = c.out.p;
     *n = c.out.len;
     return CLLM_OK;
+}
+
+cllm_status tok_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
+                       bool parse_special, int32_t **ids, size_t *n) {
+    return encode(t, text, len, add_special, parse_special, NULL, 0, ids, n);
+}
+
+cllm_status tok_encode_protected(const tokenizer *t, const char *text, size_t len, bool add_special,
+                                 const tok_range *protect, size_t n_protect, int32_t **ids,
+                                 size_t *n) {
+    for (size_t i = 0; i < n_protect; i++)
+        if (protect[i].start > protect[i].end || protect[i].end > len ||
+            (i && protect[i].start < protect[i - 1].end))
+            return err_set(CLLM_ERR_INVALID_ARG, "tok_encode_protected: bad range %zu", i);
+    return encode(t, text, len, add_special, true, protect, n_protect, ids, n);
 }

@@ -222,6 +222,11 @@ typedef struct tok_spans {
 /* Split s into added-token matches and text spans (HF AddedVocabulary::find_matches). */
 cllm_status tok_matcher_split(const tok_matcher *mt, tok_match *m, const char *s, size_t len,
                               bool parse_special, tok_spans *out);
+/* The same, but a special token is never matched where it overlaps one of the n_protect byte
+ * ranges (sorted, non-overlapping): there its text stays plain text. */
+cllm_status tok_matcher_split_protected(const tok_matcher *mt, const char *s, size_t len,
+                                        bool parse_special, const tok_range *protect,
+                                        size_t n_protect, tok_spans *out);
 
 /* ---- the BPE model ---- */
 

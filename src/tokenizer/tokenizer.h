@@ -44,6 +44,19 @@ int32_t tok_piece_to_id(const tokenizer *t, const char *piece);
 cllm_status tok_encode(const tokenizer *t, const char *text, size_t len, bool add_special,
                        bool parse_special, int32_t **ids, size_t *n);
 
+/* A byte range [start, end) of the input text. */
+typedef struct tok_range {
+    size_t start, end;
+} tok_range;
+
+/* tok_encode with special tokens parsed only outside the `protect` ranges (sorted by start,
+ * non-overlapping): text inside them, e.g. user-supplied message content placed into a chat
+ * template, is never turned into special tokens, even partly. When no special-token text
+ * overlaps a protected range the result equals tok_encode(..., parse_special=true). */
+cllm_status tok_encode_protected(const tokenizer *t, const char *text, size_t len, bool add_special,
+                                 const tok_range *protect, size_t n_protect, int32_t **ids,
+                                 size_t *n);
+
 /* One-shot decode, as HF's tokenizer.decode(ids, skip_special_tokens). *text is malloc'd and
  * NUL-terminated. Bytes that do not form valid UTF-8 become U+FFFD, as in HF. */
 cllm_status tok_decode(const tokenizer *t, const int32_t *ids, size_t n, bool skip_special,

@@ -1,0 +1,45 @@
+/* srv_internal.h - the server's state, shared by the HTTP glue (srv_http.c), the engine bridge
+ * (srv_job.c), the formatting (srv_format.c) and the routes (srv_routes.c). */
+#ifndef CLLM_SERVER_SRV_INTERNAL_H
+#define CLLM_SERVER_SRV_INTERNAL_H
+
+#include "chat/chat_prompt.h"
+#include "server/server.h"
+#include "server/srv_job.h"
+#include "server/srv_metrics.h"
+#include "tokenizer/tokenizer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct srv_server {
+    srv_config cfg;
+    char *host, *api_key, *model_name;
+    struct MHD_Daemon *d;
+    int port;
+    atomic_int ready;
+    cllm_model *m;
+    const tokenizer *tok;
+    cllm_engine *e;
+    chat_prompt cp;
+    bool has_template;
+    int max_ctx;   /* tokens per request (prompt + generated) */
+    int kv_tokens; /* tokens in the KV pool */
+    pthread_t engine_thread;
+    bool engine_running;
+    srv_metrics metrics;
+    pthread_mutex_t jobs_mu;
+    srv_job *jobs;
+    atomic_ullong next_id;
+};
+
+/* A growable byte buffer. */
+typedef struct srv_buf {
+    char *p;
+    size_t len, cap, off;
+} srv_buf;
+
+bool srv_buf_add(srv_buf *b, const char *s, size_t n);
+void srv_buf_free(srv_buf *b);
+
+#endif
