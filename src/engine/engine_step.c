@@ -21,7 +21,7 @@ cllm_status engine_drain_inbox(cllm_engine *e) {
         e->live[e->n_live++] = s;
     }
     /* On failure (out of memory) the rest stays queued for the next step. */
-    memmove(e->inbox, e->inbox + k, sizeof(sequence *) * (size_t)(e->n_inbox - k));
+    if (k) memmove(e->inbox, e->inbox + k, sizeof(sequence *) * (size_t)(e->n_inbox - k));
     e->n_inbox -= k;
     e->snap.n_waiting += k; /* has_work / stats stay true until the step publishes */
     for (int c = 0; c < e->n_cancels; c++)
