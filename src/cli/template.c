@@ -3,6 +3,7 @@
 #include "base/mapfile.h"
 #include "chat/chat_template.h"
 #include "cli/cli.h"
+#include "chat/chat_prompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,8 @@ static const char *k_template_help =
     "usage: cllm template -m MODEL_DIR --messages CONVERSATION.json [--add-generation-prompt]\n"
     "       cllm template --template FILE [-m MODEL_DIR] --messages CONVERSATION.json\n"
     "\n"
-    "Renders the chat template from MODEL_DIR/tokenizer_config.json (or FILE) and prints the\n"
+    "Renders the chat template from MODEL_DIR/tokenizer_config.json, a GGUF file's\n"
+    "tokenizer.chat_template (-m model.gguf), or FILE, and prints the\n"
     "prompt exactly, with nothing added. CONVERSATION.json is {\"messages\": [...], \"tools\":\n"
     "[...]} (tools optional, other keys are passed to the template, e.g. enable_thinking) or a\n"
     "bare array of messages. bos_token / eos_token come from the model folder when given.\n";
@@ -71,7 +73,20 @@ int cmd_template(int argc, char **argv) {
     int rc = 0;
     if (model) {
         chat_template *mt = NULL;
-        cllm_status st = chat_load_dir(model, tmpl ? NULL : &mt, &bos, &eos);
+        cllm_status st;
+        if (chat_path_is_gguf(model)) { /* tokenizer.chat_template and token texts */
+            chat_prompt cp = {0};
+            st = chat_prompt_load_gguf(model, &cp);
+            if (!st) {
+                if (tmpl)
+                    chat_template_free(cp.tmpl);
+                else
+                    mt = cp.tmpl;
+                bos = cp.bos, eos = cp.eos;
+            }
+        } else {
+            st = chat_load_dir(model, tmpl ? NULL : &mt, &bos, &eos);
+        }
         if (st && !(tmpl && st == CLLM_ERR_NOT_FOUND)) {
             rc = cli_fail("%s", cllm_last_error());
             goto done;

@@ -233,6 +233,17 @@ for name, src, arch, bos, eos in [
     check(f"tokenizer {name}: gguf == tokenizer.json", rc1 == 0 and rc2 == 0 and
           len(hf_l) == len(TEXTS) and not bad and len(gg_l) == len(hf_l),
           f"rc {rc1} {rc2} differ on {bad[:3]} {e1.decode()[-200:]} {e2.decode()[-200:]}")
+    # the chat template travels in the GGUF: `cllm template` renders the same prompt from both
+    if os.path.exists(os.path.join(folder, "tokenizer_config.json")) and \
+            "chat_template" in json.load(open(os.path.join(folder, "tokenizer_config.json"))):
+        conv = os.path.join(tmp, "conv.json")
+        with open(conv, "w") as f:
+            json.dump([{"role": "system", "content": "Be brief."},
+                       {"role": "user", "content": "Hi <b>there</b>"}], f)
+        r1, t1, _ = run("template", "-m", folder, "--messages", conv, "--add-generation-prompt")
+        r2, t2, e2t = run("template", "-m", g, "--messages", conv, "--add-generation-prompt")
+        check(f"template {name}: gguf == tokenizer_config.json", r1 == 0 and r2 == 0 and
+              t1 == t2 and len(t1) > 0, f"rc {r1} {r2} {e2t.decode()[-200:]}")
     if bad:
         for i, t in enumerate(TEXTS):
             if t in bad[:2]:
