@@ -89,14 +89,14 @@ def main():
         bodies.append(json.dumps(req).encode())
 
     results, errors, lock = [], [], threading.Lock()
-    todo = list(range(a.requests))
+    pending = list(range(a.requests))
 
     def worker():
         while True:
             with lock:
-                if not todo:
+                if not pending:
                     return
-                i = todo.pop(0)
+                i = pending.pop(0)
             try:
                 res = one_request(a.url, headers, bodies[i])
                 with lock:

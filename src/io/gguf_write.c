@@ -81,17 +81,23 @@ void gguf_writer_free(gguf_writer *w) {
     free(w);
 }
 
-static void key(gguf_writer *w, const char *k, gguf_type t) {
+/* Record key k as written (for gguf_w_has_key and the header's count); false on out of memory. */
+static bool remember_key(gguf_writer *w, const char *k) {
     char **nk = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *nk);
     char *dup = strdup(k);
     if (!nk || !dup) {
         free(dup);
         if (nk) w->keys = nk;
         w->oom = true;
-        return;
+        return false;
     }
     w->keys = nk;
     w->keys[w->n_kv++] = dup;
+    return true;
+}
+
+static void key(gguf_writer *w, const char *k, gguf_type t) {
+    if (!remember_key(w, k)) return;
     put_str(w, &w->kv, k, strlen(k));
     put_u32(w, &w->kv, (uint32_t)t);
 }
@@ -143,16 +149,7 @@ void gguf_w_raw_kv(gguf_writer *w, const uint8_t *p, size_t len) {
     memcpy(&klen, p, 8); /* the source file checked the entry */
     char k[256];
     snprintf(k, sizeof k, "%.*s", (int)(klen < 255 ? klen : 255), (const char *)p + 8);
-    char **nk = realloc(w->keys, (size_t)(w->n_kv + 1) * sizeof *nk);
-    char *dup = strdup(k);
-    if (!nk || !dup) {
-        free(dup);
-        if (nk) w->keys = nk;
-        w->oom = true;
-        return;
-    }
-    w->keys = nk;
-    w->keys[w->n_kv++] = dup;
+    if (!remember_key(w, k)) return;
     put(w, &w->kv, p, len);
 }
 

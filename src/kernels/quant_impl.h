@@ -53,6 +53,9 @@ typedef struct quant_mm_args {
     int ldy;
 } quant_mm_args;
 
+/* Zero block b of a prepared row (the padding block of an odd legacy row): quants, d, aux and
+ * the offset correction, as the scalar preparation writes them. */
+void quant_mm_zero_block(const quant_mm_layout *l, uint8_t *row, int b, int corr);
 /* Quantize x rows [m0, m1) into a->xq; the SIMD versions give the same bytes. */
 void quant_mm_prep_rows(const quant_mm_args *a, const float *x, int ldx, int m0, int m1);
 void quant_mm_prep_rows_avx2(const quant_mm_args *a, const float *x, int ldx, int m0, int m1);

@@ -57,6 +57,13 @@ size_t quant_mm_work_size(int M, int K, dtype wt) {
 
 /* ------------------------------------------------------------------ x quantization */
 
+void quant_mm_zero_block(const quant_mm_layout *l, uint8_t *row, int b, int corr) {
+    memset(row + (size_t)b * l->bl, 0, (size_t)l->bl);
+    ((float *)(row + l->off_d))[b] = 0.0f;
+    ((float *)(row + l->off_aux))[b] = 0.0f;
+    if (corr) memset(row + l->off_corr + (size_t)b * 32, 0, 32);
+}
+
 void quant_mm_prep_rows(const quant_mm_args *a, const float *x, int ldx, int m0, int m1) {
     const quant_mm_layout *l = &a->lay;
     const int c = quant_mm_corr_mult(a->wt), kq = l->bl == QK_K;

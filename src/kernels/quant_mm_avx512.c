@@ -302,10 +302,7 @@ void quant_mm_prep_rows_avx512(const quant_mm_args *a, const float *x, int ldx, 
         for (int b = 0; b < l->nbp; b++) {
             int8_t *q = (int8_t *)row + (size_t)b * l->bl;
             if (b >= l->nb) { /* padding block of an odd legacy row */
-                memset(q, 0, QK);
-                d[b] = 0.0f;
-                ((float *)(row + l->off_aux))[b] = 0.0f;
-                if (c) memset(row + l->off_corr + (size_t)b * 32, 0, 32);
+                quant_mm_zero_block(l, row, b, c);
                 continue;
             }
             const float *xb = xr + (size_t)b * l->bl;

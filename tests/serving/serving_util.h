@@ -54,6 +54,13 @@ static inline void run_hook(void *user, cllm_request_id id, int index, const flo
     if (index + 1 > c->outs[i].n_logits) c->outs[i].n_logits = index + 1;
 }
 
+/* Same tokens, finish reason and bitwise-same logits rows. */
+static inline int run_same(const run_out *a, const run_out *b) {
+    return a->n == b->n && memcmp(a->tokens, b->tokens, sizeof(int32_t) * a->n) == 0 &&
+           a->n_logits == b->n_logits && a->reason == b->reason &&
+           memcmp(a->logits, b->logits, sizeof(float) * RUN_VOCAB * a->n_logits) == 0;
+}
+
 static inline void run_outs_free(run_out *o, int n) {
     for (int i = 0; i < n; i++)
         free(o[i].logits);

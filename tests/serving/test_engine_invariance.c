@@ -6,12 +6,6 @@
 
 #define N 8
 
-static int same(const run_out *a, const run_out *b) {
-    return a->n == b->n && memcmp(a->tokens, b->tokens, sizeof(int32_t) * a->n) == 0 &&
-           a->n_logits == b->n_logits && a->reason == b->reason &&
-           memcmp(a->logits, b->logits, sizeof(float) * RUN_VOCAB * a->n_logits) == 0;
-}
-
 int main(void) {
     cllm_model *m = load_stories(2);
     if (!m) return 1;
@@ -66,7 +60,7 @@ int main(void) {
             if (!pc) CHECK(st.prefix_hit_tokens == 0);
             hits += st.prefix_hit_tokens;
             for (int i = 0; i < N; i++)
-                CHECK_MSG(same(&outs[i], &ref[i]), "request %d differs (mbt %d, prefix %d)", i,
+                CHECK_MSG(run_same(&outs[i], &ref[i]), "request %d differs (mbt %d, prefix %d)", i,
                           mbts[t], pc);
             run_outs_free(outs, N);
         }
@@ -87,8 +81,8 @@ int main(void) {
         printf("tiny KV (%d blocks, mbt %d, prefix %d): %lld preemptions, %lld hit tokens\n",
                blocks, mbt, pc, (long long)st.preemptions, (long long)st.prefix_hit_tokens);
         for (int i = 0; i < N; i++)
-            CHECK_MSG(same(&outs[i], &ref[i]), "request %d differs under preemption (config %d)", i,
-                      cfg);
+            CHECK_MSG(run_same(&outs[i], &ref[i]),
+                      "request %d differs under preemption (config %d)", i, cfg);
         run_outs_free(outs, N);
     }
     run_outs_free(ref, N);

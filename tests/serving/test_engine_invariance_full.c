@@ -12,12 +12,6 @@
 
 static int32_t prompts[2][N][MAXLEN];
 
-static int same(const run_out *a, const run_out *b) {
-    return a->n == b->n && memcmp(a->tokens, b->tokens, sizeof(int32_t) * a->n) == 0 &&
-           a->n_logits == b->n_logits && a->reason == b->reason &&
-           memcmp(a->logits, b->logits, sizeof(float) * RUN_VOCAB * a->n_logits) == 0;
-}
-
 /* Set 0: distinct prompts, lengths spread over 1..1000. Set 1: four groups sharing prefixes of
  * 100..550 tokens, each request with its own suffix. */
 static void make_requests(int set, run_req *rq) {
@@ -110,7 +104,7 @@ int main(int argc, char **argv) {
             if (set) CHECK_MSG(st.prefix_hit_tokens >= 1000, "too few prefix-cache hits");
             int bad = 0;
             for (int i = 0; i < N; i++)
-                if (!same(&outs[i], &ref[i]) && bad++ < 3)
+                if (!run_same(&outs[i], &ref[i]) && bad++ < 3)
                     CHECK_MSG(0, "request %d (prompt %d) differs: set %d config %d", i,
                               rq[i].n_prompt, set, cfg);
             CHECK(bad == 0);
