@@ -78,6 +78,12 @@ typedef struct cllm_model_info {
 
 void cllm_model_get_info(const cllm_model *m, cllm_model_info *out);
 
+/* The matmul kernels in use for this model's weights, as text (malloc'd, free with cllm_free):
+ * the CPU model, then one line per weight dtype with the kernel family, the GEMV prefetch
+ * distance, how it was chosen (measured at load, cached in $XDG_CACHE_HOME/cllm/kernels.txt,
+ * forced by CLLM_TUNE, or the default with CLLM_TUNE=off) and the measured speeds. */
+cllm_status cllm_model_kernels(const cllm_model *m, char **text);
+
 /* ---- tokenizer (the model folder's own) ---- */
 
 /* add_special: apply the tokenizer's post-processor (e.g. prepend BOS).

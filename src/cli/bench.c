@@ -155,6 +155,9 @@ int cmd_bench(int argc, char **argv) {
     }
     const char *base = strrchr(model, '/');
     base = base && base[1] ? base + 1 : model;
+    char *kern = NULL;
+    if (cllm_model_kernels(m, &kern) == CLLM_OK) fputs(kern, stdout);
+    cllm_free(kern);
     printf("| model | size | params | backend | threads | test | t/s |\n");
     printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
     for (int pass = 0; pass < 2; pass++) {

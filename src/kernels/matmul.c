@@ -5,6 +5,7 @@
 #include "base/cpu.h"
 #include "base/half.h"
 #include "kernels/quant_impl.h"
+#include "kernels/tune.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -44,11 +45,12 @@ kern_mm_path kern_mm_best_path(void) {
 }
 
 int kern_mm_path_ok(kern_mm_path p) {
+    if (p == KERN_MM_AVX512BF16) return cpu_get()->avx512bf16;
     return p >= 0 && p <= kern_mm_best_path();
 }
 
 const char *kern_mm_path_name(kern_mm_path p) {
-    static const char *names[] = {"scalar", "avx2", "avx512"};
+    static const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
     return p >= 0 && p < KERN_MM_NPATHS ? names[p] : "?";
 }
 
@@ -106,14 +108,22 @@ void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1) {
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* One dispatch computes one or more matmuls of the same x and weight dtype (q/k/v, gate/up):
+ * threads split the concatenated outputs, each part is computed exactly as alone. */
+#define MAX_PARTS 4
+
 typedef struct {
     kern_mm_path path;
-    kern_mm_args a;
+    kern_mm_args a; /* the first part; the others differ in w, N, bias, y, ldy */
+    kern_mm_part parts[MAX_PARTS];
+    int n_parts, N_total;
     float *xp;
 } mm_job;
 
 static void prep_rows(const mm_job *j, int m0, int m1) {
-    if (j->path == KERN_MM_AVX512)
+    if (j->path == KERN_MM_AVX512BF16)
+        kern_mm_prep_x_dpbf16(&j->a, m0, m1, (uint16_t *)j->xp);
+    else if (j->path == KERN_MM_AVX512)
         kern_mm_prep_x_avx512(&j->a, m0, m1, j->xp);
     else
         kern_mm_prep_x_avx2(&j->a, m0, m1, j->xp);
@@ -126,15 +136,15 @@ static void prep_task(void *ctx, int ith, int nth) {
     if (lo < hi) prep_rows(j, (int)lo, (int)hi);
 }
 
-static void rows_task(void *ctx, int ith, int nth) {
-    const mm_job *j = ctx;
-    long lo, hi;
-    tp_split(j->a.N, KERN_MM_SPLIT_ALIGN, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
+/* Rows [lo, hi) of one part on this thread's path. */
+static void part_rows(const mm_job *j, const kern_mm_args *a, int lo, int hi, int ith, int nth) {
     switch (j->path) {
+    case KERN_MM_AVX512BF16:
+        kern_mm_rows_dpbf16(a, lo, hi);
+        break;
     case KERN_MM_AVX512: {
         /* This thread's share of the next matmul (same split), up to one L2 block of it. */
-        const kern_mm_next *nx = j->a.next;
+        const kern_mm_next *nx = a->next;
         const char *pf = NULL;
         size_t pf_bytes = 0;
         long nlo, nhi;
@@ -145,39 +155,66 @@ static void rows_task(void *ctx, int ith, int nth) {
             pf_bytes = (size_t)(nhi - nlo) * row;
             if (pf_bytes > KERN_MM_WBLOCK_BYTES / 2) pf_bytes = KERN_MM_WBLOCK_BYTES / 2;
         }
-        kern_mm_rows_avx512(&j->a, (int)lo, (int)hi,
-                            j->a.wp ? j->a.wp + (size_t)ith * j->a.wp_stride : NULL, pf, pf_bytes);
+        kern_mm_rows_avx512(a, lo, hi, a->wp ? a->wp + (size_t)ith * a->wp_stride : NULL, pf,
+                            pf_bytes);
         break;
     }
     case KERN_MM_AVX2:
-        kern_mm_rows_avx2(&j->a, (int)lo, (int)hi);
+        kern_mm_rows_avx2(a, lo, hi);
         break;
     default:
-        kern_mm_rows_scalar(&j->a, (int)lo, (int)hi);
+        kern_mm_rows_scalar(a, lo, hi);
         break;
     }
 }
 
-static void matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
-                      const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
-                      void *work, const kern_mm_next *next) {
-    if (M <= 0 || N <= 0) return;
+static void rows_task(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    long lo, hi;
+    tp_split(j->N_total, KERN_MM_SPLIT_ALIGN, ith, nth, &lo, &hi);
+    int off = 0;
+    for (int p = 0; p < j->n_parts && lo < hi; off += j->parts[p].N, p++) {
+        long plo = lo > off ? lo : off, phi = hi < off + j->parts[p].N ? hi : off + j->parts[p].N;
+        if (plo >= phi) continue;
+        kern_mm_args a = j->a;
+        a.w = j->parts[p].w;
+        a.N = j->parts[p].N;
+        a.bias = j->parts[p].bias;
+        a.y = j->parts[p].y;
+        a.ldy = j->parts[p].ldy;
+        if (p + 1 < j->n_parts) a.next = NULL; /* the next matmul follows the last part */
+        part_rows(j, &a, (int)(plo - off), (int)(phi - off), ith, nth);
+    }
+}
+
+static void matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                         dtype wt, const kern_mm_part *parts, int n_parts, void *work,
+                         const kern_mm_next *next) {
+    if (M <= 0 || n_parts <= 0) return;
     if (dtype_is_quant(wt)) {
-        quant_mm_matmul(p, tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work);
+        quant_mm_matmul_parts(p, tp, x, M, K, ldx, wt, parts, n_parts, work);
         return;
     }
+    if (p == KERN_MM_AVX512BF16 && wt != DTYPE_BF16) p = KERN_MM_AVX512;
     mm_job j = {.path = p,
                 .a = {.x = x,
                       .M = M,
                       .K = K,
                       .ldx = ldx,
-                      .w = w,
+                      .w = parts[0].w,
                       .wt = wt,
-                      .N = N,
-                      .bias = bias,
-                      .y = y,
-                      .ldy = ldy,
-                      .next = next}};
+                      .N = parts[0].N,
+                      .bias = parts[0].bias,
+                      .y = parts[0].y,
+                      .ldy = parts[0].ldy,
+                      .next = next,
+                      .pf_tiles = kern_tune_pf_tiles(wt)},
+                .n_parts = n_parts};
+    for (int i = 0; i < n_parts; i++) {
+        j.parts[i] = parts[i];
+        j.N_total += parts[i].N;
+    }
+    if (j.N_total <= 0) return;
     if (wt == DTYPE_BF16 && p != KERN_MM_SCALAR) {
         j.xp = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
         j.a.xp = j.xp;
@@ -195,6 +232,13 @@ static void matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int
     tp_run(tp, rows_task, &j);
 }
 
+static void matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                      const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
+                      void *work, const kern_mm_next *next) {
+    kern_mm_part part = {.w = w, .N = N, .bias = bias, .y = y, .ldy = ldy};
+    matmul_parts(p, tp, x, M, K, ldx, wt, &part, 1, work, next);
+}
+
 void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
                     const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
                     void *work) {
@@ -204,10 +248,26 @@ void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K
 void kern_matmul_then(threadpool *tp, const float *x, int M, int K, int ldx, const void *w,
                       dtype wt, int N, const float *bias, float *y, int ldy, void *work,
                       const kern_mm_next *next) {
-    matmul_on(kern_mm_best_path(), tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work, next);
+    matmul_on(kern_tune_family(wt), tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work, next);
 }
 
 void kern_matmul(threadpool *tp, const float *x, int M, int K, int ldx, const void *w, dtype wt,
                  int N, const float *bias, float *y, int ldy, void *work) {
     kern_matmul_then(tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work, NULL);
+}
+
+void kern_matmul_multi(threadpool *tp, const float *x, int M, int K, int ldx, dtype wt,
+                       const kern_mm_part *parts, int n_parts, void *work,
+                       const kern_mm_next *next) {
+    for (int i = 0; i < n_parts; i += MAX_PARTS) /* more than MAX_PARTS: several dispatches */
+        matmul_parts(kern_tune_family(wt), tp, x, M, K, ldx, wt, parts + i,
+                     n_parts - i < MAX_PARTS ? n_parts - i : MAX_PARTS, work,
+                     i + MAX_PARTS >= n_parts ? next : NULL);
+}
+
+void kern_matmul_multi_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                          dtype wt, const kern_mm_part *parts, int n_parts, void *work) {
+    for (int i = 0; i < n_parts; i += MAX_PARTS)
+        matmul_parts(p, tp, x, M, K, ldx, wt, parts + i,
+                     n_parts - i < MAX_PARTS ? n_parts - i : MAX_PARTS, work, NULL);
 }

@@ -34,6 +34,22 @@ void kern_matmul_then(threadpool *tp, const float *x, int M, int K, int ldx, con
                       dtype wt, int N, const float *bias, float *y, int ldy, void *work,
                       const kern_mm_next *next);
 
+/* One matmul of a fused dispatch: weights [N][K] in the call's dtype, bias or NULL, y [M][ldy]. */
+typedef struct kern_mm_part {
+    const void *w;
+    int N;
+    const float *bias;
+    float *y;
+    int ldy;
+} kern_mm_part;
+
+/* Several matmuls of the same x and weight dtype in one parallel dispatch (q/k/v, gate/up): x is
+ * prepared once and the threads split the concatenated outputs, so a decode step synchronises the
+ * pool once instead of once per matrix. Every y is bitwise what kern_matmul gives. */
+void kern_matmul_multi(threadpool *tp, const float *x, int M, int K, int ldx, dtype wt,
+                       const kern_mm_part *parts, int n_parts, void *work,
+                       const kern_mm_next *next);
+
 /* The plain scalar reference (single-threaded), used by tests to check the fast paths. */
 void kern_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
                      const float *bias, float *y, int ldy);

@@ -13,16 +13,9 @@
  * the K chunks in increasing order (for bf16: per 32-chunk, the 16 even-indexed elements' FMA then
  * the 16 odd-indexed ones), the tail chunk is masked, then the 16 lanes are summed by one fixed
  * tree (reduce16) and the bias is added. Tile shape, M and threads never change that. */
-#include "kernels/matmul_impl.h"
+#include "kernels/matmul_avx512.h"
 
-#include <immintrin.h>
-#include <stdint.h>
 #include <string.h>
-
-#define AI static inline __attribute__((always_inline))
-/* Load x once into a register for the tile's NR FMAs; left alone, GCC folds the load into every
- * FMA and the two 512-bit load ports become the bottleneck. */
-#define KEEP_IN_REG(v) __asm__("" : "+v"(v))
 
 /* The GEMM register tile: MR tokens x NR weight rows = 24 zmm accumulators, + 6 for the widened
  * weights (even/odd) + 1 for x. Chosen by measurement (bench_matmul). */
@@ -33,8 +26,7 @@
 /* The tile over pre-widened bf16 weights (see tile_wide). */
 #define MRW 8
 #define NRW 3
-/* Accumulator array size shared by all tiles. */
-#define ACC_MAX (MR * NR > MRW * NRW ? MR * NR : MRW * NRW)
+_Static_assert(MR * NR <= ACC_MAX && MRW * NRW <= ACC_MAX, "accumulator budget");
 _Static_assert(NR1 <= ACC_MAX, "the tile's accumulator array also serves the decode tile");
 _Static_assert(NRW <= KERN_MM_WBLOCK_MIN_ROWS, "a widened block holds at least one tile");
 _Static_assert(MRW <= KERN_MM_WIDE_MR_MAX, "room for the parked partial sums");
@@ -54,64 +46,11 @@ _Static_assert(MRW <= KERN_MM_WIDE_MR_MAX, "room for the parked partial sums");
 /* Below this many tokens, W is streamed once per token by the decode tile (it stays in L1/L2). */
 #define SMALL_M KERN_MM_GEMM_MIN_M
 
-/* ------------------------------------------------------------------ horizontal sums */
-
-AI __m512 red1(__m512 a, __m512 b) {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
-}
-AI __m512 red2(__m512 a, __m512 b) {
-    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xdd));
-}
-AI __m512 red3(__m512 a, __m512 b) {
-    return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xee));
-}
-AI __m512 red4(__m512 a, __m512 b) {
-    return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xdd));
-}
-
-/* Lane L of the result = sum of the 16 lanes of v[L], always by the tree
- * ((l[i] + l[i+8]) -> (+4) -> (+2) -> (+1)); 16 sums for ~45 instructions instead of ~130. */
-AI __m512 reduce16(const __m512 *v) {
-    __m512 A[16], c[8], d[4], e[2];
-    for (int i = 0; i < 16; i++)
-        A[i] = v[4 * (i % 4) + i / 4]; /* undo the 4x4 lane shuffle */
-    for (int k = 0; k < 8; k++)
-        c[k] = red1(A[2 * k], A[2 * k + 1]);
-    for (int j = 0; j < 4; j++)
-        d[j] = red2(c[2 * j], c[2 * j + 1]);
-    for (int t = 0; t < 2; t++)
-        e[t] = red3(d[2 * t], d[2 * t + 1]);
-    return red4(e[0], e[1]);
-}
-
-/* Sum each accumulator acc[i * nr + j], add bias, store y[m0 + i][n0 + j]. Inlined into each
- * tile so the accumulators never leave registers and the stores are one masked row per token. */
-AI void finish(const kern_mm_args *a, const __m512 *acc, int m0, int n0, const int mr,
-               const int nr) {
-    const int cnt = mr * nr, padded = (cnt + 15) / 16 * 16;
-    __m512 v[(ACC_MAX + 15) / 16 * 16];
-    float out[(ACC_MAX + 15) / 16 * 16] __attribute__((aligned(64)));
-    for (int q = 0; q < padded; q++)
-        v[q] = q < cnt ? acc[q] : _mm512_setzero_ps();
-    for (int g = 0; g < padded; g += 16)
-        _mm512_store_ps(out + g, reduce16(v + g));
-    const __mmask16 mk = (__mmask16)((1u << nr) - 1);
-    const __m512 b = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + n0) : _mm512_setzero_ps();
-    for (int i = 0; i < mr; i++) {
-        __m512 r = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, out + i * nr), b);
-        _mm512_mask_storeu_ps(a->y + (size_t)(m0 + i) * a->ldy + n0, mk, r);
-    }
-}
-
 /* ------------------------------------------------------------------ the tile */
-
-AI __mmask16 tail16(int r) {
-    return (__mmask16)((1u << r) - 1);
-}
 
 /* One 32-element K chunk of a bf16 tile; x is the prepared (de-interleaved) layout. */
 AI void step_bf16(__m512 *acc, const uint16_t *w, const float *x, int K, int ldx, int k,
-                  const int mr, const int nr, const int full, const int pf) {
+                  const int mr, const int nr, const int full, const int pf, size_t pfd) {
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     __mmask32 mk = full ? ~(__mmask32)0 : (__mmask32)((1ull << (K - k)) - 1);
     __m512 we[8], wo[8];
@@ -119,7 +58,7 @@ AI void step_bf16(__m512 *acc, const uint16_t *w, const float *x, int K, int ldx
     for (int j = 0; j < nr; j++) {
         const uint16_t *p = w + (size_t)j * K + k;
         __m512i r = full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(mk, p);
-        if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
+        if (pf) _mm_prefetch((const char *)(p + pfd), _MM_HINT_T0);
         we[j] = _mm512_castsi512_ps(_mm512_slli_epi32(r, 16));
         wo[j] = _mm512_castsi512_ps(_mm512_and_si512(r, hi));
     }
@@ -140,7 +79,7 @@ AI void step_bf16(__m512 *acc, const uint16_t *w, const float *x, int K, int ldx
 
 /* One 16-element K chunk of an f32 or f16 tile; x is used in place. */
 AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k, const int mr,
-               const int nr, const dtype wt, const int full, const int pf) {
+               const int nr, const dtype wt, const int full, const int pf, size_t pfd) {
     __mmask16 mk = full ? (__mmask16)0xffff : tail16(K - k);
     __m512 wv[8];
 #pragma GCC unroll 8
@@ -149,12 +88,12 @@ AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k
             const uint16_t *p = (const uint16_t *)w + (size_t)j * K + k;
             __m256i h =
                 full ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskz_loadu_epi16(mk, p);
-            if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
+            if (pf) _mm_prefetch((const char *)(p + pfd), _MM_HINT_T0);
             wv[j] = _mm512_cvtph_ps(h);
         } else {
             const float *p = (const float *)w + (size_t)j * K + k;
             wv[j] = full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mk, p);
-            if (pf) _mm_prefetch((const char *)(p + (size_t)nr * K), _MM_HINT_T0);
+            if (pf) _mm_prefetch((const char *)(p + pfd), _MM_HINT_T0);
         }
     }
 #pragma GCC unroll 8
@@ -169,11 +108,13 @@ AI void step_f(__m512 *acc, const void *w, const float *x, int K, int ldx, int k
 }
 
 /* One tile over the full K. mr, nr and wt are compile-time constants in every instantiation.
- * pf: prefetch the next nr weight rows (decode: W comes from DRAM, not from a reused block). */
+ * pf: prefetch the weight rows a->pf_tiles tiles ahead (decode: W comes from DRAM, not from a
+ * reused block; the distance is a tuned variant, see tune.h). */
 AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, const dtype wt,
              const int pf) {
     __m512 acc[ACC_MAX];
     const int K = a->K;
+    const size_t pfd = (size_t)(a->pf_tiles > 0 ? a->pf_tiles : 1) * nr * K; /* elements */
     for (int q = 0; q < mr * nr; q++)
         acc[q] = _mm512_setzero_ps();
     int k = 0;
@@ -181,14 +122,14 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
         const uint16_t *w = (const uint16_t *)a->w + (size_t)n0 * K;
         const float *x = a->xp + (size_t)m0 * a->xp_ld;
         for (; k + 32 <= K; k += 32)
-            step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 1, pf);
-        if (k < K) step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 0, pf);
+            step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 1, pf, pfd);
+        if (k < K) step_bf16(acc, w, x, K, a->xp_ld, k, mr, nr, 0, pf, pfd);
     } else {
         const void *w = (const char *)a->w + (size_t)n0 * K * dtype_size(wt);
         const float *x = a->x + (size_t)m0 * a->ldx;
         for (; k + 16 <= K; k += 16)
-            step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 1, pf);
-        if (k < K) step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 0, pf);
+            step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 1, pf, pfd);
+        if (k < K) step_f(acc, w, x, K, a->ldx, k, mr, nr, wt, 0, pf, pfd);
     }
     finish(a, acc, m0, n0, mr, nr);
 }

@@ -36,7 +36,7 @@ void kern_to_f32_on(kern_mm_path p, const void *src, dtype t, int n, float *dst)
         quant_dequantize_row(t, src, dst, n);
         return;
     }
-    if (p == KERN_MM_AVX512)
+    if (p >= KERN_MM_AVX512)
         kern_to_f32_avx512(src, t, n, dst);
     else if (p == KERN_MM_AVX2)
         kern_to_f32_avx2(src, t, n, dst);
@@ -46,7 +46,7 @@ void kern_to_f32_on(kern_mm_path p, const void *src, dtype t, int n, float *dst)
 
 void kern_from_f32_on(kern_mm_path p, const float *src, dtype t, int n, void *dst) {
     if (n <= 0) return;
-    if (p == KERN_MM_AVX512)
+    if (p >= KERN_MM_AVX512)
         kern_from_f32_avx512(src, t, n, dst);
     else if (p == KERN_MM_AVX2)
         kern_from_f32_avx2(src, t, n, dst);

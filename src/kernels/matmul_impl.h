@@ -7,15 +7,19 @@
 
 #include <stdint.h>
 
-/* One code path = one fixed accumulation order per output element (see matmul.h). */
+/* One code path = one numerics family: a fixed accumulation order per output element (see
+ * matmul.h). AVX512BF16 is a family for bf16 weights only: x is rounded to bf16 (round to nearest
+ * even) and multiplied with vdpbf16ps (llama.cpp's numerics); for every other weight dtype it
+ * runs the AVX512 kernels. Which family a dtype uses in a process is chosen once (tune.h). */
 typedef enum kern_mm_path {
     KERN_MM_SCALAR = 0,
     KERN_MM_AVX2 = 1,
     KERN_MM_AVX512 = 2,
+    KERN_MM_AVX512BF16 = 3,
     KERN_MM_NPATHS
 } kern_mm_path;
 
-/* The best path this CPU supports (after the CLLM_CPU mask). */
+/* The default path of this CPU (after the CLLM_CPU mask): the widest f32-FMA family. */
 kern_mm_path kern_mm_best_path(void);
 /* True if this CPU can run path p. */
 int kern_mm_path_ok(kern_mm_path p);
@@ -25,6 +29,8 @@ const char *kern_mm_path_name(kern_mm_path p);
 void kern_matmul_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
                     const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
                     void *work);
+void kern_matmul_multi_on(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                          dtype wt, const kern_mm_part *parts, int n_parts, void *work);
 void kern_to_f32_on(kern_mm_path p, const void *src, dtype t, int n, float *dst);
 void kern_from_f32_on(kern_mm_path p, const float *src, dtype t, int n, void *dst);
 
@@ -48,6 +54,7 @@ typedef struct kern_mm_args {
     float *wp;
     size_t wp_stride;
     const kern_mm_next *next; /* the following matmul, or NULL */
+    int pf_tiles;             /* GEMV: prefetch weight rows this many tiles ahead (>= 1) */
 } kern_mm_args;
 
 /* The AVX-512 path's GEMM (M >= this) widens each L2 block of bf16 weight rows to f32 once per
@@ -73,6 +80,11 @@ void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1);
  * the next matmul's weights to prefetch during the last block (pf_bytes 0: none). */
 void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp, const char *pf,
                          size_t pf_bytes);
+
+/* The vdpbf16ps family (matmul_dpbf16_avx512.c): x rows [m0, m1) rounded to bf16 into xb
+ * ([M][xp_ld] uint16, zero padded), then outputs y[0..M)[n0..n1) from a->xp read as that. */
+void kern_mm_prep_x_dpbf16(const kern_mm_args *a, int m0, int m1, uint16_t *xb);
+void kern_mm_rows_dpbf16(const kern_mm_args *a, int n0, int n1);
 
 /* Prepare rows [m0, m1) of x into xp for bf16 weights (layout above; chunk of 16 elements for
  * AVX2, 32 for AVX-512). The scalar path reads x directly. */

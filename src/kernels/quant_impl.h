@@ -51,6 +51,7 @@ typedef struct quant_mm_args {
     const float *bias;
     float *y;
     int ldy;
+    int pf_tiles; /* GEMV: prefetch weight rows this many tiles ahead (a tuned variant) */
 } quant_mm_args;
 
 /* Zero block b of a prepared row (the padding block of an odd legacy row): quants, d, aux and
@@ -74,6 +75,9 @@ size_t quant_mm_work_size(int M, int K, dtype wt);
 void quant_mm_matmul(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
                      const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
                      void *work);
+/* Several weight matrices of one dtype over the same x in one dispatch (kern_matmul_multi). */
+void quant_mm_matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                           dtype wt, const kern_mm_part *parts, int n_parts, void *work);
 void quant_mm_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
                          const float *bias, float *y, int ldy);
 

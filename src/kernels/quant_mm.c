@@ -11,6 +11,7 @@
 #include "base/half.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_impl.h"
+#include "kernels/tune.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -243,8 +244,12 @@ void quant_mm_rows_scalar(const quant_mm_args *a, int n0, int n1) {
 
 /* ------------------------------------------------------------------ dispatch */
 
+#define MAX_PARTS 4
+
 typedef struct {
-    quant_mm_args a;
+    quant_mm_args a; /* the first part; the others differ in w, N, bias, y, ldy */
+    kern_mm_part parts[MAX_PARTS];
+    int n_parts, N_total;
     const float *x;
     int ldx, path;
 } quant_mm_job;
@@ -265,36 +270,55 @@ static void prep_task(void *ctx, int ith, int nth) {
     if (lo < hi) prep(j, (int)lo, (int)hi);
 }
 
+/* This thread's share of the concatenated outputs of every part, each part as if alone. */
 static void rows_task(void *ctx, int ith, int nth) {
     const quant_mm_job *j = ctx;
     long lo, hi;
-    tp_split(j->a.N, 16, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
-    if (j->path == KERN_MM_AVX512)
-        quant_mm_rows_avx512(&j->a, (int)lo, (int)hi);
-    else if (j->path == KERN_MM_AVX2)
-        quant_mm_rows_avx2(&j->a, (int)lo, (int)hi);
-    else
-        quant_mm_rows_scalar(&j->a, (int)lo, (int)hi);
+    tp_split(j->N_total, 16, ith, nth, &lo, &hi);
+    int off = 0;
+    for (int p = 0; p < j->n_parts && lo < hi; off += j->parts[p].N, p++) {
+        long plo = lo > off ? lo : off, phi = hi < off + j->parts[p].N ? hi : off + j->parts[p].N;
+        if (plo >= phi) continue;
+        quant_mm_args a = j->a;
+        a.w = j->parts[p].w;
+        a.N = j->parts[p].N;
+        a.bias = j->parts[p].bias;
+        a.y = j->parts[p].y;
+        a.ldy = j->parts[p].ldy;
+        int n0 = (int)(plo - off), n1 = (int)(phi - off);
+        if (j->path == KERN_MM_AVX512)
+            quant_mm_rows_avx512(&a, n0, n1);
+        else if (j->path == KERN_MM_AVX2)
+            quant_mm_rows_avx2(&a, n0, n1);
+        else
+            quant_mm_rows_scalar(&a, n0, n1);
+    }
 }
 
-static void run(int path, threadpool *tp, const float *x, int M, int K, int ldx, const void *w,
-                dtype wt, int N, const float *bias, float *y, int ldy, void *work) {
-    if (M <= 0 || N <= 0) return;
+static void run(int path, threadpool *tp, const float *x, int M, int K, int ldx, dtype wt,
+                const kern_mm_part *parts, int n_parts, void *work) {
+    if (M <= 0 || n_parts <= 0) return;
     quant_mm_job j = {.a = {.xq = (const uint8_t *)(((uintptr_t)work + 63) & ~(uintptr_t)63),
                             .lay = quant_mm_layout_of(wt, K),
                             .M = M,
                             .K = K,
-                            .w = w,
                             .wt = wt,
                             .w_row = dtype_row_bytes(wt, K),
-                            .N = N,
-                            .bias = bias,
-                            .y = y,
-                            .ldy = ldy},
+                            .pf_tiles = kern_tune_pf_tiles(wt)},
+                      .n_parts = n_parts,
                       .x = x,
                       .ldx = ldx,
                       .path = quant_mm_simd_type(wt) ? path : KERN_MM_SCALAR};
+    for (int i = 0; i < n_parts; i++) {
+        j.parts[i] = parts[i];
+        j.N_total += parts[i].N;
+    }
+    if (j.N_total <= 0) return;
+    j.a.w = parts[0].w;
+    j.a.N = parts[0].N;
+    j.a.bias = parts[0].bias;
+    j.a.y = parts[0].y;
+    j.a.ldy = parts[0].ldy;
     if (tp && tp_size(tp) > 1 && M >= 4)
         tp_run(tp, prep_task, &j);
     else
@@ -302,12 +326,24 @@ static void run(int path, threadpool *tp, const float *x, int M, int K, int ldx,
     tp_run(tp, rows_task, &j);
 }
 
+static int simd_path(kern_mm_path p) {
+    const cpu_features *f = cpu_get();
+    if (p >= KERN_MM_AVX512) p = f->avx512bw && f->avx512vnni ? KERN_MM_AVX512 : KERN_MM_AVX2;
+    return p;
+}
+
+void quant_mm_matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
+                           dtype wt, const kern_mm_part *parts, int n_parts, void *work) {
+    for (int i = 0; i < n_parts; i += MAX_PARTS)
+        run(simd_path(p), tp, x, M, K, ldx, wt, parts + i,
+            n_parts - i < MAX_PARTS ? n_parts - i : MAX_PARTS, work);
+}
+
 void quant_mm_matmul(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
                      const void *w, dtype wt, int N, const float *bias, float *y, int ldy,
                      void *work) {
-    const cpu_features *f = cpu_get();
-    if (p == KERN_MM_AVX512 && !(f->avx512bw && f->avx512vnni)) p = KERN_MM_AVX2;
-    run(p, tp, x, M, K, ldx, w, wt, N, bias, y, ldy, work);
+    kern_mm_part part = {.w = w, .N = N, .bias = bias, .y = y, .ldy = ldy};
+    quant_mm_matmul_parts(p, tp, x, M, K, ldx, wt, &part, 1, work);
 }
 
 void quant_mm_matmul_ref(const float *x, int M, int K, int ldx, const void *w, dtype wt, int N,
@@ -315,6 +351,7 @@ void quant_mm_matmul_ref(const float *x, int M, int K, int ldx, const void *w, d
     if (M <= 0 || N <= 0) return;
     void *work = malloc(quant_mm_work_size(M, K, wt));
     if (!work) return;
-    run(KERN_MM_SCALAR, NULL, x, M, K, ldx, w, wt, N, bias, y, ldy, work);
+    kern_mm_part part = {.w = w, .N = N, .bias = bias, .y = y, .ldy = ldy};
+    run(KERN_MM_SCALAR, NULL, x, M, K, ldx, wt, &part, 1, work);
     free(work);
 }

@@ -116,7 +116,7 @@ AI __m512 mac_legacy(__m512 acc, const wchunk *w, const xchunk *x, const dtype w
 /* Decode (few tokens): the rows two tiles ahead come from DRAM; start them early. */
 AI void prefetch_next(const quant_mm_args *a, const uint8_t *p, const int mr, const int nr) {
     if (mr == 1 || a->M < QUANT_MM_FEW_M)
-        _mm_prefetch((const char *)p + (size_t)QUANT_MM_PF_TILES * nr * a->w_row, _MM_HINT_T0);
+        _mm_prefetch((const char *)p + (size_t)a->pf_tiles * nr * a->w_row, _MM_HINT_T0);
 }
 
 /* One 64-value chunk k64 (blocks 2 k64, 2 k64 + 1; two = 0: only the first exists). GEMV

@@ -17,9 +17,7 @@
 #define QUANT_MM_NR1 8     /* GEMV tile: weight rows, at most */
 #define QUANT_MM_SMALL_M 2 /* below this many tokens: GEMV tiles */
 #define QUANT_MM_FEW_M 4   /* below this many tokens: weights come from DRAM, prefetch them */
-#ifndef QUANT_MM_PF_TILES
-#define QUANT_MM_PF_TILES 2 /* ... this many tiles ahead */
-#endif
+/* ... a->pf_tiles tiles ahead (default 2; a tuned variant, see tune.h) */
 #define QUANT_MM_BLOCK_BYTES (256 * 1024) /* weight rows per L2 block of the GEMM */
 #define QUANT_MM_ACC_MAX 16
 

@@ -106,7 +106,7 @@ AI void step_kquant(const quant_mm_args *a, __m512 *acc, int m0, int n0, int b, 
         for (int j = 0; j < nr; j++) {
             const uint8_t *blk = (const uint8_t *)a->w + (size_t)(n0 + j) * a->w_row + b * bb;
             if (mr == 1 || a->M < QUANT_MM_FEW_M) /* decode: prefetch 2 tiles ahead */
-                _mm_prefetch((const char *)blk + (size_t)QUANT_MM_PF_TILES * nr * a->w_row + 64 * c,
+                _mm_prefetch((const char *)blk + (size_t)a->pf_tiles * nr * a->w_row + 64 * c,
                              _MM_HINT_T0);
             wq[j] = load_kchunk(blk, c, wt);
         }

@@ -144,6 +144,24 @@ static void matmul(const struct cllm_model *m, fwd_state *fs, const float *x, in
                      fs->mm_work, &nx);
 }
 
+/* Matmuls of the same x in one pool dispatch when their weights share a dtype and shape of K
+ * (q/k/v, gate/up; a Q4_K_M file may mix dtypes: then one dispatch per group of equal dtype).
+ * Results are bitwise those of separate calls (kern_matmul_multi). */
+static void matmul_fused(const struct cllm_model *m, fwd_state *fs, const float *x, int M,
+                         const wmat *const *w, const float *const *bias, float *const *y, int n,
+                         const wmat *next) {
+    kern_mm_next nx = {.w = next->data, .wt = next->dt, .N = next->rows, .K = next->cols};
+    for (int i = 0; i < n;) {
+        kern_mm_part parts[3];
+        int np = 0, K = w[i]->cols;
+        dtype dt = w[i]->dt;
+        for (; i < n && np < 3 && w[i]->dt == dt && w[i]->cols == K; i++, np++)
+            parts[np] = (kern_mm_part){.w = w[i]->data, .N = w[i]->rows, .bias = bias[i], .y = y[i],
+                                       .ldy = w[i]->rows};
+        kern_matmul_multi(m->tp, x, M, K, K, dt, parts, np, fs->mm_work, i == n ? &nx : NULL);
+    }
+}
+
 static void embed(const struct cllm_model *m, fwd_state *fs, const fwd_batch *b) {
     const model_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, rb = dtype_row_bytes(m->w.tok_embd.dt, c->hidden);
@@ -205,9 +223,10 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
         const layer_weights *L = &m->w.layers[l];
         j.L = L;
         run_rows(&j, JOB_NORM, n, fs->xn, fs->x, L->attn_norm, L->attn_norm_b);
-        matmul(m, fs, fs->xn, n, &L->wq, L->bq, fs->q, &L->wk);
-        matmul(m, fs, fs->xn, n, &L->wk, L->bk, fs->k, &L->wv);
-        matmul(m, fs, fs->xn, n, &L->wv, L->bv, fs->v, &L->wo);
+        const wmat *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        const float *qkv_b[3] = {L->bq, L->bk, L->bv};
+        float *qkv_y[3] = {fs->q, fs->k, fs->v};
+        matmul_fused(m, fs, fs->xn, n, qkv, qkv_b, qkv_y, 3, &L->wo);
         if (c->arch != ARCH_GPT2) run_rows(&j, JOB_ROPE, n, NULL, NULL, NULL, NULL);
         write_kv(m, fs, kv, l, b);
         ab.k = kv->k + (size_t)l * kv->layer_bytes;
@@ -220,8 +239,10 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
             matmul(m, fs, fs->xn, n, &L->w_up, L->b_up, fs->up, &L->w_down);
             run_rows(&j, JOB_GELU, n * I, fs->up, NULL, NULL, NULL);
         } else {
-            matmul(m, fs, fs->xn, n, &L->w_gate, L->b_gate, fs->gate, &L->w_up);
-            matmul(m, fs, fs->xn, n, &L->w_up, L->b_up, fs->up, &L->w_down);
+            const wmat *gu[2] = {&L->w_gate, &L->w_up};
+            const float *gu_b[2] = {L->b_gate, L->b_up};
+            float *gu_y[2] = {fs->gate, fs->up};
+            matmul_fused(m, fs, fs->xn, n, gu, gu_b, gu_y, 2, &L->w_down);
             run_rows(&j, JOB_SILU, n * I, fs->gate, fs->up, NULL, NULL);
         }
         matmul(m, fs, c->arch == ARCH_GPT2 ? fs->up : fs->gate, n, &L->w_down, L->b_down, fs->xn,

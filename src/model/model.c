@@ -101,7 +101,7 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
                      path, tok_vocab_size(m->tok), m->cfg.vocab);
         goto fail;
     }
-    if ((st = tp_create(p->n_threads, &m->tp))) goto fail;
+    if ((st = tp_create(p->n_threads, &m->tp)) || (st = model_tune_kernels(m))) goto fail;
     m->load_seconds = clock_now() - t0;
     *out = m;
     return CLLM_OK;

@@ -46,6 +46,9 @@ bool model_is_gguf(const char *path);
 
 /* The KV cache element type for a request: the model's own dtype unless one is asked for. */
 dtype model_kv_dtype(const struct cllm_model *m, cllm_kv_type asked);
+/* Choose the matmul kernels for the model's weight dtypes on this CPU (kernels/tune.h): measured
+ * with its own matrices and thread pool, or from the cache / CLLM_TUNE. */
+cllm_status model_tune_kernels(struct cllm_model *m);
 
 cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx,
                              int block_size, fwd_state **out);

@@ -1,0 +1,80 @@
+/* model_kernels.c - the model's side of the kernel choice: which matrices the calibration times
+ * (every layer matrix and the lm_head, in forward order) and the report of what was chosen. */
+#include "model/model.h"
+
+#include "base/cpu.h"
+#include "base/error.h"
+#include "kernels/tune.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int add(kern_tune_mat *v, int n, const wmat *w) {
+    if (!w->data || w->rows <= 0 || w->cols <= 0) return n;
+    v[n] = (kern_tune_mat){.w = w->data, .wt = w->dt, .N = w->rows, .K = w->cols};
+    return n + 1;
+}
+
+/* The model's matrices in the order a forward pass reads them. *n_out gets the count. */
+static kern_tune_mat *model_mats(const struct cllm_model *m, int *n_out) {
+    int L = m->cfg.n_layers, n = 0;
+    kern_tune_mat *v = calloc((size_t)L * 7 + 1, sizeof *v);
+    if (!v) return NULL;
+    for (int l = 0; l < L; l++) {
+        const layer_weights *w = &m->w.layers[l];
+        const wmat *mats[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < 7; i++)
+            n = add(v, n, mats[i]);
+    }
+    n = add(v, n, &m->w.lm_head);
+    *n_out = n;
+    return v;
+}
+
+cllm_status model_tune_kernels(struct cllm_model *m) {
+    int n = 0;
+    kern_tune_mat *v = model_mats(m, &n);
+    if (!v) return err_set(CLLM_ERR_NOMEM, "out of memory");
+    cllm_status st = kern_tune_model(m->tp, v, n);
+    free(v);
+    return st;
+}
+
+cllm_status cllm_model_kernels(const cllm_model *m, char **text) {
+    *text = NULL;
+    int n = 0;
+    kern_tune_mat *v = model_mats(m, &n);
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    if (!v || !s) {
+        free(v);
+        free(s);
+        return err_set(CLLM_ERR_NOMEM, "out of memory");
+    }
+    len += (size_t)snprintf(s + len, cap - len, "cpu: %s (%s)\n", kern_cpu_model(), cpu_level_name());
+    int seen[DTYPE_COUNT] = {0};
+    for (int i = 0; i < n; i++) {
+        dtype t = v[i].wt;
+        if (seen[t]++) continue;
+        kern_tune_info in;
+        kern_tune_get(t, &in);
+        int k = snprintf(s + len, cap - len, "kernels %-5s %-10s gemv prefetch %d tiles  %s", dtype_name(t),
+                         kern_mm_path_name(in.family), in.pf_tiles, kern_tune_source_name(in.source));
+        len += k > 0 && (size_t)k < cap - len ? (size_t)k : 0;
+        if (in.gemv_gbs > 0) {
+            k = snprintf(s + len, cap - len, " (%d threads: gemv %.1f GB/s, gemm M=64 %.1f GFLOP/s", in.threads,
+                         in.gemv_gbs, in.gemm_gflops);
+            len += k > 0 && (size_t)k < cap - len ? (size_t)k : 0;
+            if (in.source == KERN_TUNE_MEASURED) {
+                k = snprintf(s + len, cap - len, ", calibrated in %.2f s", in.seconds);
+                len += k > 0 && (size_t)k < cap - len ? (size_t)k : 0;
+            }
+            len += (size_t)snprintf(s + len, cap - len, ")");
+        }
+        len += (size_t)snprintf(s + len, cap - len, "\n");
+    }
+    free(v);
+    *text = s;
+    return CLLM_OK;
+}
