@@ -15,6 +15,8 @@ NEEDS = {
     "avx2": ["avx2", "fma", "f16c"],
     "avx512": ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl"],
     "avx512bf16": ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_bf16"],
+    "amx": ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "amx_tile",
+            "amx_int8"],
 }
 
 

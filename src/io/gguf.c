@@ -468,3 +468,8 @@ double gguf_arr_float(const gguf_arr *a, size_t i) {
     }
     return 0;
 }
+
+void gguf_mapped_range(const gguf_file *f, const uint8_t **data, size_t *size) {
+    *data = f->mf.data;
+    *size = f->mf.size;
+}

@@ -96,6 +96,8 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 uint32_t gguf_alignment(const gguf_file *f);
 /* File offset of the data section. */
 size_t gguf_data_offset(const gguf_file *f);
+/* The whole mapped file (tensor data are views into it). */
+void gguf_mapped_range(const gguf_file *f, const uint8_t **data, size_t *size);
 /* The raw bytes of key/value entry i (key, type, value) as stored, for copying into a new file. */
 void gguf_kv_raw(const gguf_file *f, size_t i, const uint8_t **p, size_t *len);
 

@@ -46,11 +46,12 @@ kern_mm_path kern_mm_best_path(void) {
 
 int kern_mm_path_ok(kern_mm_path p) {
     if (p == KERN_MM_AVX512BF16) return cpu_get()->avx512bf16;
+    if (p == KERN_MM_AMX) return cpu_get()->amx_int8;
     return p >= 0 && p <= kern_mm_best_path();
 }
 
 const char *kern_mm_path_name(kern_mm_path p) {
-    static const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16"};
+    static const char *names[] = {"scalar", "avx2", "avx512", "avx512bf16", "amx"};
     return p >= 0 && p < KERN_MM_NPATHS ? names[p] : "?";
 }
 
@@ -195,7 +196,7 @@ static void matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, 
         quant_mm_matmul_parts(p, tp, x, M, K, ldx, wt, parts, n_parts, work);
         return;
     }
-    if (p == KERN_MM_AVX512BF16 && wt != DTYPE_BF16) p = KERN_MM_AVX512;
+    if ((p == KERN_MM_AVX512BF16 && wt != DTYPE_BF16) || p == KERN_MM_AMX) p = KERN_MM_AVX512;
     mm_job j = {.path = p,
                 .a = {.x = x,
                       .M = M,

@@ -16,6 +16,7 @@ typedef enum kern_mm_path {
     KERN_MM_AVX2 = 1,
     KERN_MM_AVX512 = 2,
     KERN_MM_AVX512BF16 = 3,
+    KERN_MM_AMX = 4, /* Q8_0 / Q4_0 weights only (quant_amx.h); AVX-512 kernels for the rest */
     KERN_MM_NPATHS
 } kern_mm_path;
 

@@ -9,6 +9,7 @@
  * only in how the float terms are grouped. */
 #include "base/cpu.h"
 #include "base/half.h"
+#include "kernels/quant_amx.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/quant_impl.h"
 #include "kernels/tune.h"
@@ -249,13 +250,14 @@ void quant_mm_rows_scalar(const quant_mm_args *a, int n0, int n1) {
 typedef struct {
     quant_mm_args a; /* the first part; the others differ in w, N, bias, y, ldy */
     kern_mm_part parts[MAX_PARTS];
+    const uint8_t *packed[MAX_PARTS]; /* AMX: the parts' repacked weights */
     int n_parts, N_total;
     const float *x;
     int ldx, path;
 } quant_mm_job;
 
 static void prep(const quant_mm_job *j, int m0, int m1) {
-    if (j->path == KERN_MM_AVX512)
+    if (j->path >= KERN_MM_AVX512)
         quant_mm_prep_rows_avx512(&j->a, j->x, j->ldx, m0, m1);
     else if (j->path == KERN_MM_AVX2)
         quant_mm_prep_rows_avx2(&j->a, j->x, j->ldx, m0, m1);
@@ -286,7 +288,9 @@ static void rows_task(void *ctx, int ith, int nth) {
         a.y = j->parts[p].y;
         a.ldy = j->parts[p].ldy;
         int n0 = (int)(plo - off), n1 = (int)(phi - off);
-        if (j->path == KERN_MM_AVX512)
+        if (j->path == KERN_MM_AMX)
+            quant_amx_rows(&a, j->packed[p], n0, n1);
+        else if (j->path == KERN_MM_AVX512)
             quant_mm_rows_avx512(&a, n0, n1);
         else if (j->path == KERN_MM_AVX2)
             quant_mm_rows_avx2(&a, n0, n1);
@@ -312,6 +316,11 @@ static void run(int path, threadpool *tp, const float *x, int M, int K, int ldx,
     for (int i = 0; i < n_parts; i++) {
         j.parts[i] = parts[i];
         j.N_total += parts[i].N;
+        if (j.path == KERN_MM_AMX) {
+            /* registered at model load (quant_amx.h); an unregistered one: the VNNI kernels */
+            j.packed[i] = quant_amx_lookup(parts[i].w, wt, parts[i].N, K);
+            if (!j.packed[i]) j.path = KERN_MM_AVX512;
+        }
     }
     if (j.N_total <= 0) return;
     j.a.w = parts[0].w;
@@ -326,8 +335,9 @@ static void run(int path, threadpool *tp, const float *x, int M, int K, int ldx,
     tp_run(tp, rows_task, &j);
 }
 
-static int simd_path(kern_mm_path p) {
+static int simd_path(kern_mm_path p, dtype wt) {
     const cpu_features *f = cpu_get();
+    if (p == KERN_MM_AMX && f->amx_int8 && quant_amx_type(wt)) return KERN_MM_AMX;
     if (p >= KERN_MM_AVX512) p = f->avx512bw && f->avx512vnni ? KERN_MM_AVX512 : KERN_MM_AVX2;
     return p;
 }
@@ -335,7 +345,7 @@ static int simd_path(kern_mm_path p) {
 void quant_mm_matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, int K, int ldx,
                            dtype wt, const kern_mm_part *parts, int n_parts, void *work) {
     for (int i = 0; i < n_parts; i += MAX_PARTS)
-        run(simd_path(p), tp, x, M, K, ldx, wt, parts + i,
+        run(simd_path(p, wt), tp, x, M, K, ldx, wt, parts + i,
             n_parts - i < MAX_PARTS ? n_parts - i : MAX_PARTS, work);
 }
 

@@ -6,6 +6,7 @@
 #include "base/cpu.h"
 #include "base/error.h"
 #include "kernels/matmul.h"
+#include "kernels/quant_amx.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -345,6 +346,7 @@ static int candidates(dtype wt, int *out) {
     for (int p = KERN_MM_NPATHS - 1; p >= KERN_MM_AVX2; p--) {
         if (!kern_mm_path_ok((kern_mm_path)p)) continue;
         if (p == KERN_MM_AVX512BF16 && wt != DTYPE_BF16) continue; /* same kernels as avx512 */
+        if (p == KERN_MM_AMX && !quant_amx_type(wt)) continue;
         out[n++] = p;
     }
     if (!n) out[n++] = KERN_MM_SCALAR;
@@ -390,6 +392,22 @@ static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dty
     }
     double t_start = clock_now();
     int fams[KERN_MM_NPATHS], nf = candidates(wt, fams);
+    /* the AMX family reads repacked copies: make them for the matrices timed here (the model
+     * registers all of them once AMX is chosen, and drops these otherwise) */
+    for (int f = 0; f < nf; f++) {
+        if (fams[f] != KERN_MM_AMX) continue;
+        size_t total = 0;
+        cllm_status st = quant_amx_register(big->w, wt, big->N, big->K);
+        for (int i = 0; i < n && st == CLLM_OK && total < GEMV_SWEEP_BYTES; i++)
+            if (mats[i].wt == wt) {
+                st = quant_amx_register(mats[i].w, wt, mats[i].N, mats[i].K);
+                total += (size_t)mats[i].N * dtype_row_bytes(wt, mats[i].K);
+            }
+        if (st != CLLM_OK) { /* no memory for the copies: AMX is not a candidate */
+            fams[f] = fams[--nf];
+            f--;
+        }
+    }
     double gemv[KERN_MM_NPATHS][N_PF], gemm[KERN_MM_NPATHS];
     size_t bytes = 0;
     for (int f = 0; f < nf; f++) {

@@ -4,7 +4,8 @@
  * A choice has two levels:
  *  - the family (kern_mm_path): the numerics. AVX2 (8 f32 lanes), AVX512 (16 f32 lanes, x in
  *    f32), AVX512BF16 (bf16 weights only: x rounded to bf16, vdpbf16ps), for quantized weights
- *    the AVX2 or AVX-512 VNNI integer kernels. Families round differently, so a dtype's family is
+ *    the AVX2 or AVX-512 VNNI integer kernels, and AMX (Q8_0 / Q4_0: AMX-INT8 tiles over weights
+ *    repacked at load, quant_amx.h). Families round differently, so a dtype's family is
  *    fixed for the whole process the first time it is used or tuned: every batch size runs the
  *    same family and the batch-invariance guarantee holds whatever was chosen.
  *  - variants inside the family that never change a result: today the GEMV prefetch distance

@@ -8,6 +8,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quant_amx.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -165,10 +166,18 @@ static void matmul_fused(const struct cllm_model *m, fwd_state *fs, const float 
 static void embed(const struct cllm_model *m, fwd_state *fs, const fwd_batch *b) {
     const model_config *c = &m->cfg;
     size_t H = (size_t)c->hidden, rb = dtype_row_bytes(m->w.tok_embd.dt, c->hidden);
+    /* a tied embedding that the AMX family repacked: its rows come from the copy (the file's
+     * pages were given back), bitwise the same values */
+    const uint8_t *amx = m->amx_repacked ? quant_amx_lookup(m->w.tok_embd.data, m->w.tok_embd.dt,
+                                                            m->w.tok_embd.rows, c->hidden)
+                                         : NULL;
     for (int t = 0; t < b->n; t++) {
         float *x = fs->x + t * H;
-        kern_to_f32((const uint8_t *)m->w.tok_embd.data + (size_t)b->tokens[t] * rb,
-                    m->w.tok_embd.dt, (int)H, x);
+        if (amx)
+            quant_amx_row_to_f32(m->w.tok_embd.dt, amx, c->hidden, b->tokens[t], x);
+        else
+            kern_to_f32((const uint8_t *)m->w.tok_embd.data + (size_t)b->tokens[t] * rb,
+                        m->w.tok_embd.dt, (int)H, x);
         if (c->arch == ARCH_GPT2) {
             float *tmp = fs->xn + t * H;
             size_t pes = dtype_size(m->w.pos_embd.dt);

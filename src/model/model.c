@@ -112,6 +112,7 @@ fail:
 
 void cllm_model_free(cllm_model *m) {
     if (!m) return;
+    model_release_kernels(m);
     tp_free(m->tp);
     tok_free(m->tok);
     model_weights_free(&m->w);

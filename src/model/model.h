@@ -19,6 +19,7 @@ struct cllm_model {
     threadpool *tp;
     double *inv_freq; /* [head_dim/2] RoPE inverse frequencies (scaling applied) */
     double load_seconds;
+    int amx_repacked; /* matrices have repacked copies in the AMX registry (model_kernels.c) */
 };
 
 /* A batch: n tokens, each with its position and its sequence's block table. Rows with
@@ -49,6 +50,8 @@ dtype model_kv_dtype(const struct cllm_model *m, cllm_kv_type asked);
 /* Choose the matmul kernels for the model's weight dtypes on this CPU (kernels/tune.h): measured
  * with its own matrices and thread pool, or from the cache / CLLM_TUNE. */
 cllm_status model_tune_kernels(struct cllm_model *m);
+/* Free what model_tune_kernels made (repacked copies); before the weights go. */
+void model_release_kernels(struct cllm_model *m);
 
 cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx,
                              int block_size, fwd_state **out);

@@ -4,6 +4,8 @@
 
 #include "base/cpu.h"
 #include "base/error.h"
+#include "io/gguf.h"
+#include "kernels/quant_amx.h"
 #include "kernels/tune.h"
 
 #include <stdio.h>
@@ -32,13 +34,45 @@ static kern_tune_mat *model_mats(const struct cllm_model *m, int *n_out) {
     return v;
 }
 
+/* Whether a matrix lies in the GGUF file mapping, whose pages the AMX repack may give back to the
+ * OS (they are re-read from the file if anything ever touches them again; a tied embedding reads
+ * its rows from the copy, forward.c). Never for memory the model allocated (--quant copies). */
+static int releasable(const struct cllm_model *m, const kern_tune_mat *t) {
+    if (!m->gguf) return 0;
+    const uint8_t *base;
+    size_t size;
+    gguf_mapped_range(m->gguf, &base, &size);
+    const uint8_t *p = t->w, *end = p + (size_t)t->N * dtype_row_bytes(t->wt, t->K);
+    return p >= base && end <= base + size;
+}
+
 cllm_status model_tune_kernels(struct cllm_model *m) {
     int n = 0;
     kern_tune_mat *v = model_mats(m, &n);
     if (!v) return err_set(CLLM_ERR_NOMEM, "out of memory");
     cllm_status st = kern_tune_model(m->tp, v, n);
+    /* AMX family: every matrix of that dtype is repacked now (replacing its mapped pages);
+     * otherwise drop copies the calibration made */
+    for (int i = 0; i < n && st == CLLM_OK; i++) {
+        if (!quant_amx_type(v[i].wt)) continue;
+        if (kern_tune_family(v[i].wt) != KERN_MM_AMX) {
+            quant_amx_unregister(v[i].w);
+        } else if ((st = quant_amx_register_releasing(v[i].w, v[i].wt, v[i].N, v[i].K,
+                                                        releasable(m, &v[i]))) == CLLM_OK) {
+            m->amx_repacked = 1;
+        }
+    }
     free(v);
     return st;
+}
+
+void model_release_kernels(struct cllm_model *m) {
+    if (!m->amx_repacked) return;
+    int n = 0;
+    kern_tune_mat *v = model_mats(m, &n);
+    for (int i = 0; v && i < n; i++)
+        quant_amx_unregister(v[i].w);
+    free(v);
 }
 
 cllm_status cllm_model_kernels(const cllm_model *m, char **text) {

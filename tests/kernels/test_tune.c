@@ -10,6 +10,8 @@
 #include "base/half.h"
 #include "kernels/matmul_impl.h"
 #include "kernels/quant.h"
+#include "kernels/quant_impl.h"
+#include "kernels/quant_amx.h"
 #include "kernels/tune.h"
 
 #include <math.h>
@@ -60,6 +62,8 @@ static void test_multi(kern_mm_path p, threadpool *tp, dtype t, int M, int K) {
             bias[i][n] = rndf();
         ya[i] = calloc((size_t)M * Ns[i], sizeof(float));
         yb[i] = calloc((size_t)M * Ns[i], sizeof(float));
+        if (p == KERN_MM_AMX && quant_amx_type(t))
+            CHECK(quant_amx_register(w[i], t, Ns[i], K) == CLLM_OK);
         parts[i] = (kern_mm_part){.w = w[i], .N = Ns[i], .bias = i == 1 ? NULL : bias[i],
                                   .y = yb[i], .ldy = Ns[i]};
         kern_matmul_on(p, tp, x, M, K, K, w[i], t, Ns[i], parts[i].bias, ya[i], Ns[i], work);
@@ -70,6 +74,7 @@ static void test_multi(kern_mm_path p, threadpool *tp, dtype t, int M, int K) {
                   "%s %s M=%d K=%d part %d: fused differs from alone", kern_mm_path_name(p),
                   dtype_name(t), M, K, i);
     for (int i = 0; i < 3; i++) {
+        quant_amx_unregister(w[i]);
         free(w[i]);
         free(bias[i]);
         free(ya[i]);
@@ -77,6 +82,56 @@ static void test_multi(kern_mm_path p, threadpool *tp, dtype t, int M, int K) {
     }
     free(x);
     free(work);
+}
+
+/* The AMX family against its documented numerics (quant_amx.h), computed here in scalar code
+ * from the GGUF block definitions: per output, acc = fma((float)isum_b, dx_b * dw_b, acc) over
+ * the blocks in order, then + bias. Bitwise; the VNNI kernels would round differently. */
+static void test_amx_formula(threadpool *tp, dtype t, int M, int K, int N) {
+    float *x = malloc((size_t)M * K * sizeof(float)), *bias = malloc(N * sizeof(float));
+    float *y = malloc((size_t)M * N * sizeof(float)), *yr = malloc((size_t)M * N * sizeof(float));
+    for (int i = 0; i < M * K; i++)
+        x[i] = rndf() * (i % 7 == 0 ? 20.0f : 1.0f);
+    for (int n = 0; n < N; n++)
+        bias[n] = rndf();
+    uint8_t *w = make_w(t, N, K);
+    CHECK(quant_amx_register(w, t, N, K) == CLLM_OK);
+    quant_mm_layout lay = quant_mm_layout_of(t, K);
+    uint8_t *xq = aligned_alloc(64, (size_t)M * lay.row_bytes + 64);
+    quant_mm_args qa = {.xq = xq, .lay = lay, .M = M, .K = K, .wt = t};
+    quant_mm_prep_rows(&qa, x, K, 0, M); /* the one definition of x's quantization */
+    const size_t wrow = dtype_row_bytes(t, K);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float acc = 0.0f;
+            for (int b = 0; b < K / 32; b++) {
+                const uint8_t *blk = w + (size_t)n * wrow + (size_t)b * dtype_block_bytes(t);
+                uint16_t dh;
+                memcpy(&dh, blk, 2); /* both formats start with the f16 scale */
+                int isum = 0;
+                for (int k = 0; k < 32; k++) {
+                    int lv = t == DTYPE_Q8_0 ? (int8_t)blk[2 + k]
+                             : k < 16        ? (blk[2 + k] & 15) - 8
+                                             : (blk[2 + k - 16] >> 4) - 8;
+                    isum += lv * (int8_t)xq[(size_t)m * lay.row_bytes + (size_t)b * 32 + k];
+                }
+                float dx;
+                memcpy(&dx, xq + (size_t)m * lay.row_bytes + lay.off_d + 4 * (size_t)b, 4);
+                acc = fmaf((float)isum, dx * f16_to_f32(dh), acc);
+            }
+            yr[(size_t)m * N + n] = acc + bias[n];
+        }
+    void *work = malloc(kern_matmul_work_size(M, K, t, 2) + 64);
+    kern_matmul_on(KERN_MM_AMX, tp, x, M, K, K, w, t, N, bias, y, N, work);
+    int bad = 0;
+    for (int i = 0; i < M * N && bad < 3; i++)
+        if (memcmp(&y[i], &yr[i], 4) != 0) {
+            bad++;
+            CHECK_MSG(0, "amx %s M=%d K=%d N=%d y[%d]=%.9g want %.9g", dtype_name(t), M, K, N, i,
+                      y[i], yr[i]);
+        }
+    quant_amx_unregister(w);
+    free(x), free(bias), free(y), free(yr), free(w), free(xq), free(work);
 }
 
 static kern_tune_mat g_mats[4];
@@ -233,6 +288,16 @@ int main(void) {
                 test_multi((kern_mm_path)p, tp1, types[t], M, K);
             }
         printf("family %s: fused dispatch checked\n", kern_mm_path_name(p));
+    }
+    if (kern_mm_path_ok(KERN_MM_AMX)) {
+        const int Ms[] = {1, 5, 16, 17, 40};
+        for (int i = 0; i < 5; i++) {
+            test_amx_formula(tp1, DTYPE_Q8_0, Ms[i], 96, 37);
+            test_amx_formula(tp2, DTYPE_Q8_0, Ms[i], 256, 50);
+            test_amx_formula(tp2, DTYPE_Q4_0, Ms[i], 96, 37);
+            test_amx_formula(tp1, DTYPE_Q4_0, Ms[i], 256, 50);
+        }
+        printf("amx: documented numerics checked\n");
     }
     test_env_and_cache(tp2);
     tp_free(tp1);

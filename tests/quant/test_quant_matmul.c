@@ -14,6 +14,7 @@
 #include "check.h"
 #include "kernels/matmul_impl.h"
 #include "kernels/quant.h"
+#include "kernels/quant_amx.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -75,6 +76,7 @@ static void test_path(kern_mm_path p, threadpool *tp, dtype t, int M, int K, int
     for (int i = 0; i < N; i++)
         bias[i] = rndf() * 4;
     void *w = make_w(t, N, K, wf);
+    if (p == KERN_MM_AMX && quant_amx_type(t)) CHECK(quant_amx_register(w, t, N, K) == CLLM_OK);
     void *work = malloc(kern_matmul_work_size(M, K, t, tp ? tp_size(tp) : 1));
     for (int i = 0; i < M * ldy; i++)
         y[i] = yr[i] = 12345.0f;
@@ -120,7 +122,7 @@ static void test_path(kern_mm_path p, threadpool *tp, dtype t, int M, int K, int
         for (int n = N; n < ldy; n++)
             CHECK(y[(size_t)m * ldy + n] == 12345.0f);
     }
-    free(x), free(wf), free(bias), free(y), free(yr), free(w), free(work);
+    free(x), free(wf), free(bias), free(y), free(yr), quant_amx_unregister(w), free(w), free(work);
 }
 
 /* y[m][n] bitwise the same whatever M, the row's position, the thread count. */
@@ -137,6 +139,7 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, threadpool *tp3, dt
     for (int i = 0; i < N; i++)
         bias[i] = rndf();
     void *w = make_w(t, N, K, wf);
+    if (p == KERN_MM_AMX && quant_amx_type(t)) CHECK(quant_amx_register(w, t, N, K) == CLLM_OK);
     void *work = malloc(kern_matmul_work_size(MB, K, t, tp_size(tp3)));
     kern_matmul_on(p, NULL, x, MB, K, K, w, t, N, bias, yfull, N, work);
     kern_matmul_on(p, tp2, x, MB, K, K, w, t, N, bias, y2, N, work);
@@ -161,7 +164,7 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, threadpool *tp3, dt
             }
         }
     }
-    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), free(w),
+    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), quant_amx_unregister(w), free(w),
         free(work);
 }
 

@@ -1,0 +1,177 @@
+/* quant_amx_amx.c - the AMX-INT8 kernel of the AMX family (layout and numerics: quant_amx.h).
+ *
+ * A weight group (16 rows) is swept once per tile of up to 16 tokens: per block of 32 values one
+ * TDPBSSD gives the exact int32 dot products of the tokens' x with the group's 16 rows (C tile,
+ * alternating between two C tiles so that the next block's multiply overlaps this block's
+ * scaling), the C tile goes to L1 and each token's row of 16 sums is scaled and accumulated in
+ * its own zmm register in block order. Q4_0 records are unpacked from nibbles into a 512-byte
+ * B tile on the stack first. Tokens beyond a tile and columns beyond [n0, n1) are never stored,
+ * and no result depends on how many tokens share the tile. */
+#include "kernels/quant_amx.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed, aligned(64))) tile_config;
+
+/* Tiles: 0, 1 = C (even / odd block), 2, 3 = A (x, even / odd), 4, 5 = B (weights, even / odd). */
+static void configure(int mr) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 2; t++) {
+        c.rows[t] = (uint8_t)mr;
+        c.colsb[t] = 64;
+        c.rows[2 + t] = (uint8_t)mr;
+        c.colsb[2 + t] = 32;
+        c.rows[4 + t] = 8;
+        c.colsb[4 + t] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* Unpack a Q4_0 record's nibbles into a signed B tile (level - 8). */
+AI void unpack_q4(const uint8_t *rec, int8_t *tile) {
+    const __m512i lo4 = _mm512_set1_epi8(15), eight = _mm512_set1_epi8(8);
+    for (int i = 0; i < 4; i++) {
+        __m512i p = _mm512_loadu_si512(rec + 64 * i);
+        __m512i lo = _mm512_sub_epi8(_mm512_and_si512(p, lo4), eight);
+        __m512i hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(p, 4), lo4), eight);
+        _mm512_store_si512(tile + 64 * i, lo);
+        _mm512_store_si512(tile + 256 + 64 * i, hi);
+    }
+}
+
+/* acc[i] = fma(float(C row i), dx(m0 + i, b) * dw, acc[i]) for the tile's mr tokens. */
+AI void scale_rows(__m512 *acc, const int32_t *c, const quant_mm_args *a, int m0, int b,
+                   const float *dw_p, const int mr) {
+    const __m512 dw = _mm512_loadu_ps(dw_p);
+    const uint8_t *xd = a->xq + (size_t)m0 * a->lay.row_bytes + a->lay.off_d + 4 * (size_t)b;
+#pragma GCC unroll 16
+    for (int i = 0; i < mr; i++) {
+        float dx;
+        memcpy(&dx, xd + (size_t)i * a->lay.row_bytes, 4);
+        __m512 s = _mm512_mul_ps(_mm512_set1_ps(dx), dw);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + 16 * i)), s, acc[i]);
+    }
+}
+
+/* One group g (16 weight rows) for tokens [m0, m0 + mr), columns [n0, n1) stored. */
+AI void group_tile(const quant_mm_args *a, const uint8_t *packed, int g, int m0, int n0, int n1,
+                   const int mr, const int q4) {
+    const int nb = a->K / 32;
+    const size_t rec = q4 ? 320 : 576, soff = q4 ? 256 : 512;
+    const uint8_t *G = packed + (size_t)g * nb * rec;
+    const uint8_t *xr = a->xq + (size_t)m0 * a->lay.row_bytes;
+    const long stride = (long)a->lay.row_bytes;
+    const size_t pf_ahead = (size_t)(a->pf_tiles > 0 ? a->pf_tiles : 1) * 4 * rec;
+    int32_t c0[256] __attribute__((aligned(64))), c1[256] __attribute__((aligned(64)));
+    int8_t t0[512] __attribute__((aligned(64))), t1[512] __attribute__((aligned(64)));
+    __m512 acc[16];
+    for (int i = 0; i < mr; i++)
+        acc[i] = _mm512_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *r0 = G + (size_t)b * rec, *r1 = r0 + rec;
+        if (mr < 4)
+            for (size_t l = 0; l < 2 * rec; l += 64)
+                _mm_prefetch((const char *)r0 + pf_ahead + l, _MM_HINT_T0);
+        _tile_loadd(2, xr + (size_t)b * 32, stride);
+        if (q4) {
+            unpack_q4(r0, t0);
+            _tile_loadd(4, t0, 64);
+        } else {
+            _tile_loadd(4, r0, 64);
+        }
+        _tile_zero(0);
+        _tile_dpbssd(0, 2, 4);
+        _tile_loadd(3, xr + (size_t)(b + 1) * 32, stride);
+        if (q4) {
+            unpack_q4(r1, t1);
+            _tile_loadd(5, t1, 64);
+        } else {
+            _tile_loadd(5, r1, 64);
+        }
+        _tile_zero(1);
+        _tile_dpbssd(1, 3, 5);
+        _tile_stored(0, c0, 64);
+        scale_rows(acc, c0, a, m0, b, (const float *)(r0 + soff), mr);
+        _tile_stored(1, c1, 64);
+        scale_rows(acc, c1, a, m0, b + 1, (const float *)(r1 + soff), mr);
+    }
+    if (b < nb) {
+        const uint8_t *r0 = G + (size_t)b * rec;
+        _tile_loadd(2, xr + (size_t)b * 32, stride);
+        if (q4) {
+            unpack_q4(r0, t0);
+            _tile_loadd(4, t0, 64);
+        } else {
+            _tile_loadd(4, r0, 64);
+        }
+        _tile_zero(0);
+        _tile_dpbssd(0, 2, 4);
+        _tile_stored(0, c0, 64);
+        scale_rows(acc, c0, a, m0, b, (const float *)(r0 + soff), mr);
+    }
+    /* columns of this group inside [n0, n1) (and < N) */
+    int lo = n0 - g * 16, hi = n1 - g * 16;
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    const __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    const __m512 bias =
+        a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++)
+        _mm512_mask_storeu_ps(a->y + (size_t)(m0 + i) * a->ldy + g * 16, mk,
+                              _mm512_add_ps(acc[i], bias));
+}
+
+typedef void (*group_fn)(const quant_mm_args *a, const uint8_t *packed, int g, int m0, int n0,
+                         int n1);
+#define GF(mr, q4)                                                                                 \
+    static void group_##mr##_##q4(const quant_mm_args *a, const uint8_t *p, int g, int m0, int n0, \
+                                  int n1) {                                                        \
+        group_tile(a, p, g, m0, n0, n1, mr, q4);                                                   \
+    }
+#define GF2(mr) GF(mr, 0) GF(mr, 1)
+/* clang-format off */
+GF2(1) GF2(2) GF2(3) GF2(4) GF2(5) GF2(6) GF2(7) GF2(8)
+GF2(9) GF2(10) GF2(11) GF2(12) GF2(13) GF2(14) GF2(15) GF2(16)
+#define GR(mr) {group_##mr##_0, group_##mr##_1}
+static const group_fn groups[17][2] = {
+    {NULL, NULL}, GR(1), GR(2), GR(3), GR(4), GR(5), GR(6), GR(7), GR(8),
+    GR(9), GR(10), GR(11), GR(12), GR(13), GR(14), GR(15), GR(16)};
+/* clang-format on */
+
+/* Groups are taken in L2-sized blocks; every tile of tokens passes over a block while it is in L2
+ * (prefill reads the weights from DRAM once, not once per token tile). */
+#define BLOCK_BYTES (512 * 1024)
+
+void quant_amx_rows(const quant_mm_args *a, const uint8_t *packed, int n0, int n1) {
+    if (n0 >= n1) return;
+    const int q4 = a->wt == DTYPE_Q4_0;
+    const size_t group_bytes = (size_t)(a->K / 32) * (q4 ? 320 : 576);
+    int per_block = (int)(BLOCK_BYTES / (group_bytes ? group_bytes : 1));
+    if (per_block < 1) per_block = 1;
+    int configured = 0;
+    const int g_end = (n1 + 15) / 16;
+    for (int gb = n0 / 16; gb < g_end; gb += per_block) {
+        int gbe = gb + per_block < g_end ? gb + per_block : g_end;
+        for (int m0 = 0; m0 < a->M; m0 += 16) {
+            int mr = a->M - m0 < 16 ? a->M - m0 : 16;
+            if (mr != configured) {
+                configure(mr);
+                configured = mr;
+            }
+            for (int g = gb; g < gbe; g++)
+                groups[mr][q4](a, packed, g, m0, n0, n1);
+        }
+    }
+    _tile_release();
+}
