@@ -158,8 +158,9 @@ cllm_status cllm_tokenizer_decode(const cllm_tokenizer *t, const int32_t *ids, s
                                   int skip_special, char **text, size_t *len);
 
 /* Streaming detokenization: push ids one at a time, get text as soon as it is complete UTF-8.
- * Everything emitted, concatenated, equals cllm_tokenizer_decode of the ids pushed (decoded after
- * the context). One stream belongs to one thread; it must not outlive its tokenizer. */
+ * Everything emitted, appended to the decoded context, gives the decoding of the context and the
+ * pushed ids together (so a SentencePiece word keeps its leading space after a prompt). One
+ * stream belongs to one thread; it must not outlive its tokenizer. */
 typedef struct cllm_detok_stream cllm_detok_stream;
 cllm_status cllm_detok_stream_create(const cllm_tokenizer *t, int skip_special,
                                      cllm_detok_stream **out);
