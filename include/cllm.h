@@ -217,7 +217,7 @@ typedef struct cllm_quantize_params {
 
 typedef struct cllm_quantize_stats {
     int n_tensors;
-    char types[256]; /* tensors per type written, e.g. "57 f32 7 q6_K 22 q4_K" */
+    char types[256]; /* tensors per ggml type written, e.g. "57 F32 7 Q6_K 22 Q4_K" */
 } cllm_quantize_stats;
 
 /* Write the GGUF file llama.cpp's converter and quantizer would write for the model at `in` (a
