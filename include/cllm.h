@@ -115,7 +115,8 @@ typedef struct cllm_tokenizer cllm_tokenizer;
  * are read and no config.json is needed. A path is read as GGUF when it is a regular file (or a
  * missing *.gguf). CLLM_ERR_NOT_FOUND when there is no tokenizer. */
 cllm_status cllm_tokenizer_load(const char *path, cllm_tokenizer **out);
-/* Frees a tokenizer from cllm_tokenizer_load (and its chat template); NULL is a no-op. */
+/* Frees a tokenizer from cllm_tokenizer_load (and its chat template); NULL and a model's own
+ * tokenizer are left alone. */
 void cllm_tokenizer_free(cllm_tokenizer *t);
 /* The model's own tokenizer, or NULL when it has none (cllm_model_info.has_tokenizer). */
 const cllm_tokenizer *cllm_model_tokenizer(const cllm_model *m);
