@@ -1,6 +1,7 @@
 /* test_srv_request.c - the request parser (fields, defaults, every rejection with its status and
  * param) and user text kept out of special tokens (cllm_tokenizer_encode_protected with the
- * spans of cllm_chat_render, as the server uses them) on the qwen2 tokenizer with a ChatML template. */
+ * spans of cllm_chat_render, as the server uses them) on the qwen2 tokenizer with a ChatML
+ * template. */
 #include "check.h"
 
 #include "server/srv_request.h"
