@@ -94,6 +94,142 @@ cllm_status cllm_tokenize(const cllm_model *m, const char *text, size_t len, int
 cllm_status cllm_detokenize(const cllm_model *m, const int32_t *ids, size_t n, int skip_special,
                             char **text, size_t *len);
 
+/* ---- tokenizers and chat templates on their own: the pieces an application (or a server)
+ * needs to turn a conversation into prompt ids and generated ids back into text ----
+ *
+ *   const cllm_tokenizer *t = cllm_model_tokenizer(m);     (or cllm_tokenizer_load: no weights)
+ *   const cllm_chat_template *ct;
+ *   cllm_tokenizer_chat_template(t, &ct);
+ *   char *text; size_t len; cllm_span *spans; size_t n_spans; int exact;
+ *   cllm_chat_render(ct, "[{\"role\":\"user\",\"content\":\"Hi\"}]", (size_t)-1, 1,
+ *                    &text, &len, &spans, &n_spans, &exact);
+ *   cllm_tokenizer_encode_protected(t, text, len, 0, spans, n_spans, &ids, &n);
+ *
+ * A tokenizer and its chat template are immutable once loaded: any number of threads may use
+ * them at once. A model's tokenizer belongs to the model (valid until cllm_model_free). */
+
+typedef struct cllm_tokenizer cllm_tokenizer;
+
+/* Only the tokenizer of a model folder (tokenizer.json or vocab.json + merges.txt, plus
+ * tokenizer_config.json when present) or of a GGUF file (its tokenizer.ggml.* keys); no weights
+ * are read and no config.json is needed. A path is read as GGUF when it is a regular file (or a
+ * missing *.gguf). CLLM_ERR_NOT_FOUND when there is no tokenizer. */
+cllm_status cllm_tokenizer_load(const char *path, cllm_tokenizer **out);
+/* Frees a tokenizer from cllm_tokenizer_load (and its chat template); NULL and a model's own
+ * tokenizer are left alone. */
+void cllm_tokenizer_free(cllm_tokenizer *t);
+/* The model's own tokenizer, or NULL when it has none (cllm_model_info.has_tokenizer). */
+const cllm_tokenizer *cllm_model_tokenizer(const cllm_model *m);
+
+/* Number of ids (vocabulary + added tokens, i.e. max id + 1); may be below the model's
+ * vocab_size (padded embedding rows). */
+int cllm_tokenizer_vocab_size(const cllm_tokenizer *t);
+/* -1 when the tokenizer has none. */
+int32_t cllm_tokenizer_bos_id(const cllm_tokenizer *t);
+/* The ids that end generation, in *ids (owned by t), their number returned (0: none known). A
+ * model's tokenizer has the model's set (config.json / generation_config.json eos_token_id, or
+ * the GGUF's); a loaded tokenizer has its own eos token. */
+size_t cllm_tokenizer_eos_ids(const cllm_tokenizer *t, const int32_t **ids);
+/* Non-zero for special added tokens (e.g. <|im_end|>); 0 also for ids out of range. */
+int cllm_tokenizer_is_special(const cllm_tokenizer *t, int32_t id);
+/* The token's string as stored in the vocabulary (e.g. "Ġthe", "▁the", "<0x0A>"), owned by t;
+ * NULL if the id is out of range. */
+const char *cllm_tokenizer_piece(const cllm_tokenizer *t, int32_t id);
+/* The id of an exact vocabulary or added-token string, -1 if absent. */
+int32_t cllm_tokenizer_piece_id(const cllm_tokenizer *t, const char *piece);
+
+/* As cllm_tokenize: UTF-8 text (invalid UTF-8 is CLLM_ERR_INVALID_ARG) to ids (malloc'd). */
+cllm_status cllm_tokenizer_encode(const cllm_tokenizer *t, const char *text, size_t len,
+                                  int add_special, int parse_special, int32_t **ids, size_t *n);
+
+/* A byte range [start, end) of a text. */
+typedef struct cllm_span {
+    size_t start, end;
+} cllm_span;
+
+/* cllm_tokenizer_encode with special-token text parsed only outside the `protect` spans (sorted,
+ * non-overlapping): text inside them (user content placed into a chat template) never becomes
+ * a special token, not even partly. With no special-token text overlapping a span the ids equal
+ * cllm_tokenizer_encode(..., parse_special=1). */
+cllm_status cllm_tokenizer_encode_protected(const cllm_tokenizer *t, const char *text, size_t len,
+                                            int add_special, const cllm_span *protect,
+                                            size_t n_protect, int32_t **ids, size_t *n);
+/* As cllm_detokenize (Hugging Face decode; bytes that are not UTF-8 become U+FFFD). */
+cllm_status cllm_tokenizer_decode(const cllm_tokenizer *t, const int32_t *ids, size_t n,
+                                  int skip_special, char **text, size_t *len);
+
+/* Streaming detokenization: push ids one at a time, get text as soon as it is complete UTF-8.
+ * Everything emitted, appended to the decoded context, gives the decoding of the context and the
+ * pushed ids together (so a SentencePiece word keeps its leading space after a prompt). One
+ * stream belongs to one thread; it must not outlive its tokenizer. */
+typedef struct cllm_detok_stream cllm_detok_stream;
+cllm_status cllm_detok_stream_create(const cllm_tokenizer *t, int skip_special,
+                                     cllm_detok_stream **out);
+void cllm_detok_stream_free(cllm_detok_stream *s);
+/* Start over after `context` (e.g. the prompt; may be NULL/0): decoded from, never emitted. */
+cllm_status cllm_detok_stream_reset(cllm_detok_stream *s, const int32_t *context, size_t n_context);
+/* *text: the newly completed text (owned by s, valid until the next call), *len bytes (may be
+ * 0). */
+cllm_status cllm_detok_stream_push(cllm_detok_stream *s, int32_t id, const char **text,
+                                   size_t *len);
+/* At the end: pending incomplete bytes come out as U+FFFD, as a one-shot decode shows them. */
+cllm_status cllm_detok_stream_flush(cllm_detok_stream *s, const char **text, size_t *len);
+
+/* A chat template (the Jinja2 subset transformers' apply_chat_template uses, rendering byte for
+ * byte as Python jinja2 does) with the model's bos_token / eos_token strings. */
+typedef struct cllm_chat_template cllm_chat_template;
+
+/* The template of the tokenizer's model (tokenizer_config.json's chat_template, or the GGUF's
+ * tokenizer.chat_template), read on first use and then owned by t. CLLM_ERR_NOT_FOUND when the
+ * model has none; a template that does not parse gives the same error on every call. */
+cllm_status cllm_tokenizer_chat_template(const cllm_tokenizer *t, const cllm_chat_template **out);
+/* A template on its own. path: a model folder or GGUF file (NULL: none); src: template source
+ * (NULL: the model's). With both, src is rendered with path's bos/eos strings (a model without
+ * a template is then fine). CLLM_ERR_NOT_FOUND when path has no template and src is NULL. */
+cllm_status cllm_chat_template_load(const char *path, const char *src, size_t src_len,
+                                    cllm_chat_template **out);
+void cllm_chat_template_free(cllm_chat_template *t);
+
+/* Render a conversation: JSON text (len bytes; (size_t)-1: NUL-terminated) that is either an
+ * array of messages (objects with a string "role", and "content" and whatever else the template
+ * reads) or an object
+ * {"messages": [...], "tools": [...] (optional), any other key: a template variable such as
+ * "enable_thinking"}. As transformers does: tools and documents are None when absent,
+ * bos_token / eos_token are the template's unless given. *text is malloc'd (NUL-terminated).
+ * spans may be NULL; otherwise where each message's string content landed in *text is recorded
+ * (the template rendered again with placeholders, which must reproduce the text byte for byte):
+ * *exact = 1 and *spans (malloc'd, sorted; free with cllm_free) cover exactly the content bytes,
+ * for cllm_tokenizer_encode_protected. A template that transforms or tests content may not
+ * reproduce: then *exact = 0, *spans = NULL, *n_spans = 0. Bad JSON -> CLLM_ERR_INVALID_ARG; the
+ * template's raise_exception and its errors -> CLLM_ERR_INVALID_ARG / CLLM_ERR_LIMIT, named. */
+cllm_status cllm_chat_render(const cllm_chat_template *t, const char *conversation, size_t len,
+                             int add_generation_prompt, char **text, size_t *text_len,
+                             cllm_span **spans, size_t *n_spans, int *exact);
+
+/* ---- quantization: writing GGUF files ---- */
+
+/* Called now and then with the fraction done (0..1) and the tensor being written. */
+typedef void (*cllm_progress_cb)(void *user, double done, const char *what);
+
+typedef struct cllm_quantize_params {
+    cllm_progress_cb progress; /* may be NULL */
+    void *user;
+} cllm_quantize_params;
+
+typedef struct cllm_quantize_stats {
+    int n_tensors;
+    char types[256]; /* tensors per ggml type written, e.g. "57 F32 7 Q6_K 22 Q4_K" */
+} cllm_quantize_stats;
+
+/* Write the GGUF file llama.cpp's converter and quantizer would write for the model at `in` (a
+ * Hugging Face folder or a GGUF file): llama.cpp's tensor names and metadata, the vocabulary
+ * and chat template, matrices in `type`: "f32", "f16", "bf16", "q8_0", "q4_0", "q6_k" (every
+ * matrix; q4_0 keeps output.weight in q6_k) or "q4_k_m" (llama.cpp's Q4_K_M recipe). Norms and
+ * biases stay f32; rows that do not fit a block size fall back as llama.cpp does. p and stats
+ * may be NULL. Unknown type -> CLLM_ERR_INVALID_ARG. */
+cllm_status cllm_quantize(const char *in, const char *out, const char *type,
+                          const cllm_quantize_params *p, cllm_quantize_stats *stats);
+
 /* ---- sampling ---- */
 
 typedef struct cllm_sampling_params {
@@ -239,7 +375,7 @@ typedef struct cllm_event {
     size_t len;
     cllm_finish_reason finished;
     int n_prompt, n_generated, n_cached; /* n_cached: prompt tokens served by the prefix cache */
-    void *user_data;                      /* the request's */
+    void *user_data;                     /* the request's */
     /* With cllm_request.logprobs: log-softmax of the model's raw logits (before temperature and
      * penalties) at the chosen token, and the top_logprobs best tokens in descending order
      * (arrays valid like text). */

@@ -2,13 +2,14 @@
 #include "chat/chat_prompt.h"
 
 #include "base/error.h"
+#include "io/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 cllm_status chat_prompt_load(const char *dir, chat_prompt *out) {
-    if (chat_path_is_gguf(dir)) return chat_prompt_load_gguf(dir, out);
+    if (gguf_is_file(dir)) return chat_prompt_load_gguf(dir, out);
     memset(out, 0, sizeof *out);
     cllm_status st = chat_load_dir(dir, &out->tmpl, &out->bos, &out->eos);
     if (st) chat_prompt_free(out);
@@ -23,20 +24,31 @@ void chat_prompt_free(chat_prompt *p) {
     memset(p, 0, sizeof *p);
 }
 
-cllm_status chat_prompt_render(const chat_prompt *p, const json_t *messages, const json_t *tools,
-                               bool add_generation_prompt, char **out, size_t *len) {
+cllm_status chat_prompt_render_vars(const chat_prompt *p, const json_t *vars,
+                                    const json_t *messages, const json_t *tools,
+                                    bool add_generation_prompt, char **out, size_t *len) {
     /* transformers passes tools/documents as None when absent, and the special-token strings */
-    json_t *ctx = json_object();
+    json_t *ctx = vars ? json_copy((json_t *)vars) : json_object();
     if (!ctx) return err_set(CLLM_ERR_NOMEM, "out of memory");
     json_object_set(ctx, "messages", (json_t *)messages);
-    json_object_set_new(ctx, "tools", tools ? json_incref((json_t *)tools) : json_null());
-    json_object_set_new(ctx, "documents", json_null());
+    if (tools)
+        json_object_set(ctx, "tools", (json_t *)tools);
+    else if (!json_object_get(ctx, "tools"))
+        json_object_set_new(ctx, "tools", json_null());
+    if (!json_object_get(ctx, "documents")) json_object_set_new(ctx, "documents", json_null());
     json_object_set_new(ctx, "add_generation_prompt", json_boolean(add_generation_prompt));
-    if (p->bos) json_object_set_new(ctx, "bos_token", json_string(p->bos));
-    if (p->eos) json_object_set_new(ctx, "eos_token", json_string(p->eos));
+    if (p->bos && !json_object_get(ctx, "bos_token"))
+        json_object_set_new(ctx, "bos_token", json_string(p->bos));
+    if (p->eos && !json_object_get(ctx, "eos_token"))
+        json_object_set_new(ctx, "eos_token", json_string(p->eos));
     cllm_status st = chat_template_render(p->tmpl, ctx, out, len);
     json_decref(ctx);
     return st;
+}
+
+cllm_status chat_prompt_render(const chat_prompt *p, const json_t *messages, const json_t *tools,
+                               bool add_generation_prompt, char **out, size_t *len) {
+    return chat_prompt_render_vars(p, NULL, messages, tools, add_generation_prompt, out, len);
 }
 
 /* Placeholder i is U+E000, decimal i, U+E001 (private-use characters no template writes). */
@@ -116,10 +128,19 @@ static cllm_status substitute(const json_t *messages, const char *ph, size_t ph_
 cllm_status chat_prompt_render_spans(const chat_prompt *p, const json_t *messages,
                                      const json_t *tools, bool add_generation_prompt, char **out,
                                      size_t *len, chat_span **spans, size_t *n_spans, bool *exact) {
+    return chat_prompt_render_spans_vars(p, NULL, messages, tools, add_generation_prompt, out, len,
+                                         spans, n_spans, exact);
+}
+
+cllm_status chat_prompt_render_spans_vars(const chat_prompt *p, const json_t *vars,
+                                          const json_t *messages, const json_t *tools,
+                                          bool add_generation_prompt, char **out, size_t *len,
+                                          chat_span **spans, size_t *n_spans, bool *exact) {
     *spans = NULL;
     *n_spans = 0;
     *exact = false;
-    cllm_status st = chat_prompt_render(p, messages, tools, add_generation_prompt, out, len);
+    cllm_status st =
+        chat_prompt_render_vars(p, vars, messages, tools, add_generation_prompt, out, len);
     if (st) return st;
     json_t *phm = placeholder_messages(messages);
     char *ph = NULL, *sub = NULL;
@@ -127,7 +148,7 @@ cllm_status chat_prompt_render_spans(const chat_prompt *p, const json_t *message
     chat_span *sp = NULL;
     size_t nsp = 0;
     if (!phm) return CLLM_OK; /* out of memory: no spans, the caller treats it as inexact */
-    if (!chat_prompt_render(p, phm, tools, add_generation_prompt, &ph, &ph_len) &&
+    if (!chat_prompt_render_vars(p, vars, phm, tools, add_generation_prompt, &ph, &ph_len) &&
         !substitute(messages, ph, ph_len, &sub, &sub_len, &sp, &nsp) && sub_len == *len &&
         !memcmp(sub, *out, sub_len)) {
         *spans = sp;

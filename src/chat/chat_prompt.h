@@ -19,14 +19,20 @@ cllm_status chat_prompt_from_string(const char *src, size_t len, const char *bos
                                     chat_prompt *out);
 /* A GGUF file's tokenizer.chat_template, bos and eos token texts. */
 cllm_status chat_prompt_load_gguf(const char *path, chat_prompt *out);
-/* A regular file starting with the GGUF magic. */
-bool chat_path_is_gguf(const char *path);
 void chat_prompt_free(chat_prompt *p);
 
 /* Render messages (a JSON array of {role, content, ...}) and optional tools (array or NULL) the
  * way transformers' apply_chat_template does. *out is malloc'd. */
 cllm_status chat_prompt_render(const chat_prompt *p, const json_t *messages, const json_t *tools,
                                bool add_generation_prompt, char **out, size_t *len);
+
+/* chat_prompt_render with more template variables: `vars` (a JSON object, may be NULL) is the
+ * starting context; messages and add_generation_prompt always come from the arguments, tools
+ * when not NULL (else vars' "tools", else None); documents, bos_token and eos_token are set only
+ * when vars lacks them. */
+cllm_status chat_prompt_render_vars(const chat_prompt *p, const json_t *vars,
+                                    const json_t *messages, const json_t *tools,
+                                    bool add_generation_prompt, char **out, size_t *len);
 
 /* A byte range [start, end) of rendered text. */
 typedef struct chat_span {
@@ -42,6 +48,12 @@ typedef struct chat_span {
 cllm_status chat_prompt_render_spans(const chat_prompt *p, const json_t *messages,
                                      const json_t *tools, bool add_generation_prompt, char **out,
                                      size_t *len, chat_span **spans, size_t *n_spans, bool *exact);
+
+/* chat_prompt_render_spans with the variables of chat_prompt_render_vars. */
+cllm_status chat_prompt_render_spans_vars(const chat_prompt *p, const json_t *vars,
+                                          const json_t *messages, const json_t *tools,
+                                          bool add_generation_prompt, char **out, size_t *len,
+                                          chat_span **spans, size_t *n_spans, bool *exact);
 
 /* Read a conversation file: {"messages": [...], "tools": [...]} or a bare array of messages.
  * Each message must be an object with a string "role". New references in *messages / *tools

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 cllm_status chat_prompt_from_string(const char *src, size_t len, const char *bos, const char *eos,
                                     chat_prompt *out) {
@@ -17,16 +16,6 @@ cllm_status chat_prompt_from_string(const char *src, size_t len, const char *bos
     if (!st && eos && !(out->eos = strdup(eos))) st = err_set(CLLM_ERR_NOMEM, "out of memory");
     if (st) chat_prompt_free(out);
     return st;
-}
-
-bool chat_path_is_gguf(const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
-    FILE *fp = fopen(path, "rb");
-    char magic[4] = {0};
-    bool yes = fp && fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
-    if (fp) fclose(fp);
-    return yes;
 }
 
 /* The text of token tokenizer.ggml.<which>_token_id (malloc'd), or NULL. */

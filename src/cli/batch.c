@@ -2,7 +2,6 @@
  * the serving engine together (continuous batching); responses are written in request order. */
 #include "cli/batch.h"
 
-#include "chat/chat_prompt.h"
 #include "cli/cli.h"
 
 #include <jansson.h>
@@ -95,7 +94,7 @@ static bool apply_sampling(json_t *j, const char *where, cllm_sampling_params *s
 }
 
 static bool request_ids(cllm_model *m, const char *model_dir, json_t *r, const char *where,
-                        chat_prompt *cp, bool *cp_loaded, int32_t **ids, size_t *n) {
+                        const cllm_chat_template **ct, int32_t **ids, size_t *n) {
     json_t *p = json_object_get(r, "prompt"), *msgs = json_object_get(r, "messages");
     if (json_is_string(p)) {
         if (cllm_tokenize(m, json_string_value(p), json_string_length(p), 1, 1, ids, n))
@@ -104,12 +103,10 @@ static bool request_ids(cllm_model *m, const char *model_dir, json_t *r, const c
     }
     if (!json_is_array(msgs))
         return cli_fail("%s: needs a string \"prompt\" or an array \"messages\"", where), false;
-    if (!*cp_loaded) {
-        if (chat_prompt_load(model_dir, cp)) return cli_fail("%s", cllm_last_error()), false;
-        *cp_loaded = true;
-    }
+    if (!*ct && cllm_tokenizer_chat_template(cllm_model_tokenizer(m), ct))
+        return cli_fail("%s", cllm_last_error()), false;
     json_t *tools = json_object_get(r, "tools");
-    return gen_conversation_ids(m, cp, msgs, json_is_array(tools) ? tools : NULL, where, ids, n);
+    return gen_conversation_ids(m, *ct, msgs, json_is_array(tools) ? tools : NULL, where, ids, n);
 }
 
 static const char *reason_name(cllm_finish_reason r) {
@@ -127,8 +124,7 @@ int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m
     size_t n = 0;
     int rc = 1;
     cllm_engine *e = NULL;
-    chat_prompt cp = {0};
-    bool cp_loaded = false;
+    const cllm_chat_template *ct = NULL;
     char where[64];
     if (!root) return cli_fail("%s: not valid JSON: %s (line %d)", in, je.text, je.line);
     reqs = json_object_get(root, "requests");
@@ -151,7 +147,7 @@ int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m
         br[i].sp = base;
         br[i].max_tokens = base_max;
         if (!apply_sampling(r, where, &br[i].sp, &br[i].max_tokens) ||
-            !request_ids(m, o->model, r, where, &cp, &cp_loaded, &br[i].ids, &br[i].n_ids))
+            !request_ids(m, o->model, r, where, &ct, &br[i].ids, &br[i].n_ids))
             goto done;
     }
     if (cllm_engine_create(m, ep, &e)) {
@@ -223,7 +219,6 @@ int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m
             (long long)st.tokens_generated, (long long)st.steps, (long long)st.preemptions);
 done:
     cllm_engine_free(e);
-    if (cp_loaded) chat_prompt_free(&cp);
     for (size_t i = 0; br && i < n; i++) {
         free(br[i].ids);
         free(br[i].out);

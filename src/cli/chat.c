@@ -3,8 +3,6 @@
 #include "cli/cli.h"
 #include "cli/genopts.h"
 
-#include "chat/chat_prompt.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +54,7 @@ static json_t *conversation_new(const char *system) {
 }
 
 /* One turn: render, tokenize, generate; appends the assistant reply to msgs. */
-static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const chat_prompt *cp,
+static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const cllm_chat_template *ct,
                  json_t *msgs, bool verbose) {
     size_t n_ids = 0;
     int32_t *ids = NULL;
@@ -64,7 +62,7 @@ static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const chat_
     bool ok = false;
     cllm_gen_stats st;
     cllm_gen_params gp = gen_opts_params(o);
-    if (!gen_conversation_ids(m, cp, msgs, NULL, NULL, &ids, &n_ids)) goto done;
+    if (!gen_conversation_ids(m, ct, msgs, NULL, NULL, &ids, &n_ids)) goto done;
     if (!*s && !gen_opts_session(o, m, o->ctx > 0 ? o->ctx : 4096, s)) goto done;
     if (cllm_generate(*s, ids, n_ids, &o->sp, &gp, on_token, &r, &st)) {
         fputc('\n', stdout);
@@ -89,7 +87,7 @@ int cmd_chat(int argc, char **argv) {
     int rc = 1;
     cllm_model *m = NULL;
     cllm_session *s = NULL;
-    chat_prompt cp = {0};
+    cllm_chat_template *ct = NULL;
     json_t *msgs = NULL;
     char *line = NULL;
     size_t cap = 0;
@@ -118,7 +116,7 @@ int cmd_chat(int argc, char **argv) {
         goto out;
     }
     gen_opts_finish(&o);
-    if (chat_prompt_load(o.model, &cp)) {
+    if (cllm_chat_template_load(o.model, NULL, 0, &ct)) {
         cli_fail("%s", cllm_last_error());
         goto out;
     }
@@ -147,13 +145,13 @@ int cmd_chat(int argc, char **argv) {
             goto out;
         }
         json_array_append_new(msgs, um);
-        if (!turn(m, &s, &o, &cp, msgs, verbose)) goto out;
+        if (!turn(m, &s, &o, ct, msgs, verbose)) goto out;
     }
     rc = 0;
 out:
     free(line);
     json_decref(msgs);
-    chat_prompt_free(&cp);
+    cllm_chat_template_free(ct);
     cllm_session_free(s);
     cllm_model_free(m);
     gen_opts_free(&o);

@@ -212,13 +212,18 @@ void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
                                               : "length");
 }
 
-bool gen_conversation_ids(const cllm_model *m, const chat_prompt *cp, const json_t *messages,
+bool gen_conversation_ids(const cllm_model *m, const cllm_chat_template *ct, const json_t *messages,
                           const json_t *tools, const char *where, int32_t **ids, size_t *n) {
-    char *text = NULL;
+    json_t *conv = json_pack("{sO}", "messages", messages);
+    if (conv && tools) json_object_set(conv, "tools", (json_t *)tools);
+    char *js = conv ? json_dumps(conv, JSON_COMPACT) : NULL, *text = NULL;
     size_t len;
-    bool ok = !chat_prompt_render(cp, messages, tools, true, &text, &len) &&
+    json_decref(conv);
+    if (!js) return cli_fail("out of memory"), false;
+    bool ok = !cllm_chat_render(ct, js, (size_t)-1, 1, &text, &len, NULL, NULL, NULL) &&
               !cllm_tokenize(m, text, len, 0, 1, ids, n);
     if (!ok) cli_fail("%s%s%s", where ? where : "", where ? ": " : "", cllm_last_error());
+    free(js);
     free(text);
     return ok;
 }

@@ -3,8 +3,8 @@
 #ifndef CLLM_CLI_GENOPTS_H
 #define CLLM_CLI_GENOPTS_H
 
-#include "chat/chat_prompt.h"
 #include "cllm.h"
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -36,7 +36,7 @@ cllm_gen_params gen_opts_params(const gen_opts *o);
 /* Render a conversation with the model's template (plus the generation prompt) and tokenize it
  * the way every conversation is tokenized here: no post-processor BOS (the template writes it),
  * special-token text parsed. Errors printed (prefixed with `where` when not NULL). */
-bool gen_conversation_ids(const cllm_model *m, const chat_prompt *cp, const json_t *messages,
+bool gen_conversation_ids(const cllm_model *m, const cllm_chat_template *ct, const json_t *messages,
                           const json_t *tools, const char *where, int32_t **ids, size_t *n);
 /* llama.cpp-style timing lines on stderr. */
 void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st);

@@ -5,7 +5,6 @@
 #include "cli/genopts.h"
 
 #include "base/mapfile.h"
-#include "chat/chat_prompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,17 +67,20 @@ static int on_token(void *user, int32_t id, const char *text, size_t len) {
 /* Render the conversation in `path` with the model's template into prompt ids. */
 static bool messages_to_ids(const cllm_model *m, const char *model_dir, const char *path,
                             int32_t **ids, size_t *n) {
-    chat_prompt cp;
-    json_t *msgs = NULL, *tools = NULL;
+    const cllm_chat_template *ct;
+    json_error_t je;
+    json_t *conv = NULL;
     bool ok = false;
-    if (chat_prompt_load(model_dir, &cp)) return cli_fail("%s", cllm_last_error()), false;
-    if (chat_conversation_load(path, &msgs, &tools))
-        cli_fail("%s", cllm_last_error());
+    if (cllm_tokenizer_chat_template(cllm_model_tokenizer(m), &ct))
+        return cli_fail("%s", cllm_last_error()), false;
+    if (!(conv = json_load_file(path, 0, &je)))
+        cli_fail("%s: not valid JSON: %s (line %d)", path, je.text, je.line);
+    else if (json_is_array(conv))
+        ok = gen_conversation_ids(m, ct, conv, NULL, path, ids, n);
     else
-        ok = gen_conversation_ids(m, &cp, msgs, tools, NULL, ids, n);
-    json_decref(msgs);
-    json_decref(tools);
-    chat_prompt_free(&cp);
+        ok = gen_conversation_ids(m, ct, json_object_get(conv, "messages"),
+                                  json_object_get(conv, "tools"), path, ids, n);
+    json_decref(conv);
     return ok;
 }
 

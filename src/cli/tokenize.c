@@ -1,14 +1,13 @@
 /* tokenize.c - `cllm tokenize` and `cllm detokenize`: run only the tokenizer of a model folder.
  *
- * The tokenizer is loaded with tok_load_dir, not cllm_model_load, so a folder that holds just
- * tokenizer.json (+ tokenizer_config.json) or vocab.json + merges.txt works. The --jsonl modes
+ * The tokenizer is loaded with cllm_tokenizer_load, not cllm_model_load, so a folder that holds
+ * just tokenizer.json (+ tokenizer_config.json) or vocab.json + merges.txt works. The --jsonl modes
  * batch many strings through one process; the differential test against a Hugging Face port
  * (tests/tokenizer_diff) relies on them. -m may also name a .gguf file: its vocabulary is used. */
 #include "cli/cli.h"
 
 #include "base/clock.h"
 #include "base/mapfile.h"
-#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *k_tokenize_help =
     "usage: cllm tokenize -m MODEL_DIR [options] TEXT\n"
@@ -55,16 +53,6 @@ static const char *k_detokenize_help =
     "                        decoded text as a JSON string on one line\n"
     "  -h, --help            this help\n";
 
-/* A file named *.gguf holds its own vocabulary (a missing one gets the GGUF loader's "cannot
- * open" error); anything else, including a folder named *.gguf, is a model folder. */
-static cllm_status load_tokenizer(const char *model, tokenizer **t) {
-    struct stat sb;
-    size_t n = strlen(model);
-    if (n > 5 && !strcmp(model + n - 5, ".gguf") && (stat(model, &sb) != 0 || S_ISREG(sb.st_mode)))
-        return tok_load_gguf(model, t);
-    return tok_load_dir(model, t);
-}
-
 /* JSON string with only the escapes JSON requires; the decoder's output is valid UTF-8, so the
  * other bytes can go out as they are. */
 static void put_json_string(const char *s, size_t n) {
@@ -89,7 +77,7 @@ static void put_ids(const int32_t *ids, size_t n, const char *sep) {
 }
 
 /* --jsonl: one JSON string in, one JSON array of ids out, per line. */
-static int tokenize_jsonl(const tokenizer *t, bool add_special, bool parse_special) {
+static int tokenize_jsonl(const cllm_tokenizer *t, bool add_special, bool parse_special) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -108,8 +96,8 @@ static int tokenize_jsonl(const tokenizer *t, bool add_special, bool parse_speci
         }
         int32_t *ids = NULL;
         size_t n = 0;
-        if (tok_encode(t, json_string_value(j), json_string_length(j), add_special, parse_special,
-                       &ids, &n) != CLLM_OK) {
+        if (cllm_tokenizer_encode(t, json_string_value(j), json_string_length(j), add_special,
+                                  parse_special, &ids, &n) != CLLM_OK) {
             json_decref(j);
             rc = cli_fail("stdin line %ld: %s", lineno, cllm_last_error());
             break;
@@ -124,7 +112,7 @@ static int tokenize_jsonl(const tokenizer *t, bool add_special, bool parse_speci
     return rc;
 }
 
-static int tokenize_bench(const tokenizer *t, const char *path, bool add_special,
+static int tokenize_bench(const cllm_tokenizer *t, const char *path, bool add_special,
                           bool parse_special) {
     size_t len = 0;
     char *text = NULL;
@@ -132,7 +120,7 @@ static int tokenize_bench(const tokenizer *t, const char *path, bool add_special
     int32_t *ids = NULL;
     size_t n = 0;
     /* One untimed pass warms caches and the allocator (and catches invalid UTF-8). */
-    if (tok_encode(t, text, len, add_special, parse_special, &ids, &n) != CLLM_OK) {
+    if (cllm_tokenizer_encode(t, text, len, add_special, parse_special, &ids, &n) != CLLM_OK) {
         free(text);
         return cli_fail("%s: %s", path, cllm_last_error());
     }
@@ -140,7 +128,7 @@ static int tokenize_bench(const tokenizer *t, const char *path, bool add_special
     int iters = 0;
     double t0 = clock_now(), el;
     do {
-        tok_encode(t, text, len, add_special, parse_special, &ids, &n);
+        cllm_tokenizer_encode(t, text, len, add_special, parse_special, &ids, &n);
         free(ids);
         iters++;
         el = clock_now() - t0;
@@ -190,8 +178,8 @@ int cmd_tokenize(int argc, char **argv) {
     if ((text != NULL) + (file != NULL) + jsonl + (bench != NULL) != 1)
         return cli_fail("tokenize: give exactly one of TEXT, -f FILE, --jsonl, --bench FILE");
 
-    tokenizer *t = NULL;
-    if (load_tokenizer(model, &t) != CLLM_OK) return cli_fail("%s", cllm_last_error());
+    cllm_tokenizer *t = NULL;
+    if (cllm_tokenizer_load(model, &t) != CLLM_OK) return cli_fail("%s", cllm_last_error());
     int rc = 0;
     if (jsonl) {
         rc = tokenize_jsonl(t, add_special, parse_special);
@@ -202,12 +190,12 @@ int cmd_tokenize(int argc, char **argv) {
         size_t len;
         if (file) {
             if (file_read_all(file, (size_t)1 << 30, &buf, &len)) {
-                tok_free(t);
+                cllm_tokenizer_free(t);
                 return cli_fail("%s", cllm_last_error());
             }
         } else {
             if (!(buf = strdup(text))) {
-                tok_free(t);
+                cllm_tokenizer_free(t);
                 return cli_fail("out of memory");
             }
             if (escape) cli_unescape(buf);
@@ -215,25 +203,25 @@ int cmd_tokenize(int argc, char **argv) {
         }
         int32_t *ids = NULL;
         size_t n = 0;
-        if (tok_encode(t, buf, len, add_special, parse_special, &ids, &n) != CLLM_OK) {
+        if (cllm_tokenizer_encode(t, buf, len, add_special, parse_special, &ids, &n) != CLLM_OK) {
             rc = cli_fail("%s", cllm_last_error());
         } else if (ids_only) {
             put_ids(ids, n, " ");
             putchar('\n');
         } else {
             for (size_t k = 0; k < n; k++)
-                printf("%d\t%s\n", ids[k], tok_id_to_piece(t, ids[k]));
+                printf("%d\t%s\n", ids[k], cllm_tokenizer_piece(t, ids[k]));
         }
         free(ids);
         free(buf);
     }
-    tok_free(t);
+    cllm_tokenizer_free(t);
     if (fflush(stdout) != 0 && rc == 0) rc = cli_fail("cannot write to stdout");
     return rc;
 }
 
 /* --jsonl: one JSON array of ids in, one JSON string of text out, per line. */
-static int detokenize_jsonl(const tokenizer *t, bool skip_special) {
+static int detokenize_jsonl(const cllm_tokenizer *t, bool skip_special) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
@@ -269,7 +257,7 @@ static int detokenize_jsonl(const tokenizer *t, bool skip_special) {
         if (rc) break;
         char *text = NULL;
         size_t len = 0;
-        if (tok_decode(t, ids, n, skip_special, &text, &len) != CLLM_OK) {
+        if (cllm_tokenizer_decode(t, ids, n, skip_special, &text, &len) != CLLM_OK) {
             rc = cli_fail("stdin line %ld: %s", lineno, cllm_last_error());
             break;
         }
@@ -288,7 +276,7 @@ int cmd_detokenize(int argc, char **argv) {
     int32_t *ids = calloc((size_t)argc + 1, sizeof *ids);
     size_t n = 0;
     int rc = 1;
-    tokenizer *t = NULL;
+    cllm_tokenizer *t = NULL;
     if (!ids) return cli_fail("out of memory");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -339,7 +327,7 @@ int cmd_detokenize(int argc, char **argv) {
         cli_fail("detokenize: give either token ids or --jsonl");
         goto out;
     }
-    if (load_tokenizer(model, &t) != CLLM_OK) {
+    if (cllm_tokenizer_load(model, &t) != CLLM_OK) {
         cli_fail("%s", cllm_last_error());
         goto out;
     }
@@ -348,7 +336,7 @@ int cmd_detokenize(int argc, char **argv) {
     } else {
         char *text = NULL;
         size_t len = 0;
-        if (tok_decode(t, ids, n, skip_special, &text, &len) != CLLM_OK) {
+        if (cllm_tokenizer_decode(t, ids, n, skip_special, &text, &len) != CLLM_OK) {
             cli_fail("%s", cllm_last_error());
             goto out;
         }
@@ -358,7 +346,7 @@ int cmd_detokenize(int argc, char **argv) {
     }
     if (fflush(stdout) != 0 && rc == 0) rc = cli_fail("cannot write to stdout");
 out:
-    tok_free(t);
+    cllm_tokenizer_free(t);
     free(ids);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct gguf_kv {
     size_t start, end; /* the whole entry's bytes */
@@ -186,6 +187,13 @@ void gguf_close(gguf_file *f) {
     free(f->tensors);
     mapfile_close(&f->mf);
     free(f);
+}
+
+bool gguf_is_file(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) == 0) return S_ISREG(sb.st_mode);
+    size_t n = strlen(path);
+    return n > 5 && !strcmp(path + n - 5, ".gguf");
 }
 
 static cllm_status parse(gguf_file *f) {

@@ -42,6 +42,12 @@ typedef struct gguf_arr {
     const uint64_t *str_at; /* string arrays: offset of each element from data */
 } gguf_arr;
 
+/* Whether a model path is read as a GGUF file rather than as a Hugging Face folder: it is a regular
+ * file (whatever it holds: one without the GGUF magic then gets gguf_open's "not a GGUF file"
+ * error), or it does not exist and its name ends in ".gguf" (so the error is gguf_open's "cannot
+ * open"). A directory, even one named *.gguf, is a folder. The one test every loader uses. */
+bool gguf_is_file(const char *path);
+
 cllm_status gguf_open(const char *path, gguf_file **out);
 void gguf_close(gguf_file *f);
 

@@ -201,10 +201,7 @@ static cllm_status open_gguf(gx_model *m) {
 cllm_status gx_open(const char *path, gx_model *m) {
     memset(m, 0, sizeof *m);
     m->path = path;
-    FILE *fp = fopen(path, "rb");
-    char magic[4] = {0};
-    m->from_gguf = fp && fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
-    if (fp) fclose(fp);
+    m->from_gguf = gguf_is_file(path);
     cllm_status s = m->from_gguf ? open_gguf(m) : open_hf(m);
     if (s) gx_close(m);
     return s;

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 cllm_model_params cllm_model_default_params(void) {
     cllm_model_params p = {.n_threads = 0, .require_tokenizer = 0, .skip_tokenizer = 0};
@@ -56,11 +55,6 @@ static bool gguf_has_vocab(const cllm_model *m) {
     return !(s.len == 8 && !memcmp(s.p, "no_vocab", 8)) && !(s.len == 4 && !memcmp(s.p, "none", 4));
 }
 
-bool model_is_gguf(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_model **out) {
     *out = NULL;
     double t0 = clock_now();
@@ -74,7 +68,7 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
         st = err_set(CLLM_ERR_INVALID_ARG, "unknown quantization type '%s'", p->quant);
         goto fail;
     }
-    bool gguf = model_is_gguf(path);
+    bool gguf = gguf_is_file(path);
     if (gguf) {
         if ((st = gguf_open(path, &m->gguf)) || (st = model_config_load_gguf(m->gguf, &m->cfg)) ||
             (st = model_weights_bind_gguf(&m->cfg, m->gguf, &m->w)) || (st = rope_init(m)) ||
@@ -101,7 +95,9 @@ cllm_status cllm_model_load(const char *path, const cllm_model_params *p, cllm_m
                      path, tok_vocab_size(m->tok), m->cfg.vocab);
         goto fail;
     }
-    if ((st = tp_create(p->n_threads, &m->tp)) || (st = model_tune_kernels(m))) goto fail;
+    if ((st = model_text_init(&m->text, m->tok, path, m->cfg.eos_ids, m->cfg.n_eos)) ||
+        (st = tp_create(p->n_threads, &m->tp)) || (st = model_tune_kernels(m)))
+        goto fail;
     m->load_seconds = clock_now() - t0;
     *out = m;
     return CLLM_OK;
@@ -114,6 +110,7 @@ void cllm_model_free(cllm_model *m) {
     if (!m) return;
     model_release_kernels(m);
     tp_free(m->tp);
+    model_text_destroy(&m->text);
     tok_free(m->tok);
     model_weights_free(&m->w);
     st_close(&m->st);

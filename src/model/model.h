@@ -7,6 +7,7 @@
 #include "io/safetensors.h"
 #include "kv/kv_cache.h"
 #include "model/config.h"
+#include "model/model_text.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,7 +16,8 @@ struct cllm_model {
     st_set st;
     struct gguf_file *gguf; /* the mapped GGUF file, when loaded from one */
     model_weights w;
-    tokenizer *tok; /* NULL when the folder has none */
+    tokenizer *tok;             /* NULL when the folder has none */
+    struct cllm_tokenizer text; /* the public handle of tok (+ the chat template, on first use) */
     threadpool *tp;
     double *inv_freq; /* [head_dim/2] RoPE inverse frequencies (scaling applied) */
     double load_seconds;
@@ -41,9 +43,6 @@ typedef struct fwd_state {
     void *mm_work;
     size_t attn_scratch_per_thread;
 } fwd_state;
-
-/* A regular file (a model folder is a directory): read as GGUF. */
-bool model_is_gguf(const char *path);
 
 /* The KV cache element type for a request: the model's own dtype unless one is asked for. */
 dtype model_kv_dtype(const struct cllm_model *m, cllm_kv_type asked);

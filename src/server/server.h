@@ -33,7 +33,7 @@ typedef struct srv_server srv_server;
 cllm_status srv_create(const srv_config *cfg, srv_server **out);
 int srv_port(const srv_server *s);
 /* Start serving with this model and engine (both stay owned by the caller, and must outlive the
- * server); model_dir is where the chat template is read from. */
+ * server) and the model's chat template (when it has one); model_dir names the model in errors. */
 cllm_status srv_attach(srv_server *s, cllm_model *m, cllm_engine *e, const char *model_dir);
 /* Stop the engine thread, end every open request, stop listening and free. */
 void srv_free(srv_server *s);

@@ -50,18 +50,18 @@ static const char *reason(cllm_finish_reason r) {
 /* The text of token id after token ctx (-1: none): decoded after its context, so that a
  * SentencePiece word-start token keeps its space (decoded alone it would lose it). */
 static json_t *token_str(const srv_job *j, int32_t ctx, int32_t id, json_t **bytes) {
-    const tokenizer *t = j->srv->tok;
+    const cllm_tokenizer *t = j->srv->tok;
     char *a = NULL, *b = NULL;
     size_t na = 0, nb = 0, skip = 0;
     int32_t pair[2] = {ctx, id};
-    if (ctx >= 0 && !tok_decode(t, pair, 2, false, &b, &nb) &&
-        !tok_decode(t, pair, 1, false, &a, &na) && na <= nb && !memcmp(a, b, na) &&
+    if (ctx >= 0 && !cllm_tokenizer_decode(t, pair, 2, false, &b, &nb) &&
+        !cllm_tokenizer_decode(t, pair, 1, false, &a, &na) && na <= nb && !memcmp(a, b, na) &&
         (na == nb || ((unsigned char)b[na] & 0xC0) != 0x80)) {
         skip = na;
     } else {
         free(b);
         b = NULL;
-        if (tok_decode(t, &id, 1, false, &b, &nb)) nb = 0;
+        if (cllm_tokenizer_decode(t, &id, 1, false, &b, &nb)) nb = 0;
     }
     free(a);
     const char *p = b ? b + skip : "";

@@ -6,7 +6,6 @@
 
 #include "base/clock.h"
 #include "base/error.h"
-#include "model/model.h"
 #include "server/srv_format.h"
 
 #include <arpa/inet.h>
@@ -320,7 +319,7 @@ static void *engine_main(void *arg) {
 cllm_status srv_attach(srv_server *s, cllm_model *m, cllm_engine *e, const char *model_dir) {
     s->m = m;
     s->e = e;
-    s->tok = m->tok;
+    s->tok = cllm_model_tokenizer(m);
     if (!s->tok) return err_set(CLLM_ERR_NOT_FOUND, "%s: the server needs a tokenizer", model_dir);
     cllm_model_info info;
     cllm_model_get_info(m, &info);
@@ -328,9 +327,8 @@ cllm_status srv_attach(srv_server *s, cllm_model *m, cllm_engine *e, const char 
     cllm_engine_get_stats(e, &st);
     s->max_ctx = info.max_ctx;
     s->kv_tokens = st.kv_blocks_total * st.block_size;
-    cllm_status cs = chat_prompt_load(model_dir, &s->cp);
+    cllm_status cs = cllm_tokenizer_chat_template(s->tok, &s->tmpl);
     if (cs && cs != CLLM_ERR_NOT_FOUND) return cs;
-    s->has_template = cs == CLLM_OK;
     if (pthread_create(&s->engine_thread, NULL, engine_main, s))
         return err_set(CLLM_ERR_INTERNAL, "cannot start the engine thread");
     s->engine_running = true;
@@ -358,7 +356,6 @@ void srv_free(srv_server *s) {
     }
     if (s->d) MHD_stop_daemon(s->d);
     srv_jobs_abort_all(s); /* requests that arrived while stopping */
-    chat_prompt_free(&s->cp);
     srv_metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->jobs_mu);
     free(s->host);

@@ -3,11 +3,9 @@
 #ifndef CLLM_SERVER_SRV_INTERNAL_H
 #define CLLM_SERVER_SRV_INTERNAL_H
 
-#include "chat/chat_prompt.h"
 #include "server/server.h"
 #include "server/srv_job.h"
 #include "server/srv_metrics.h"
-#include "tokenizer/tokenizer.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,12 +17,11 @@ struct srv_server {
     int port;
     atomic_int ready;
     cllm_model *m;
-    const tokenizer *tok;
+    const cllm_tokenizer *tok;
     cllm_engine *e;
-    chat_prompt cp;
-    bool has_template;
-    int max_ctx;   /* tokens per request (prompt + generated) */
-    int kv_tokens; /* tokens in the KV pool */
+    const cllm_chat_template *tmpl; /* the model's; NULL when it has none */
+    int max_ctx;                    /* tokens per request (prompt + generated) */
+    int kv_tokens;                  /* tokens in the KV pool */
     pthread_t engine_thread;
     bool engine_running;
     srv_metrics metrics;

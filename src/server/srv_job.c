@@ -46,34 +46,46 @@ static void unref_locked(srv_job *j) {
 }
 
 /* Does this text contain special-token text (that tokenizing with parse_special would match)? */
-static bool has_special_text(const tokenizer *t, const char *s, size_t n) {
+static bool has_special_text(const cllm_tokenizer *t, const char *s, size_t n) {
     int32_t *ids;
     size_t k;
-    if (tok_encode(t, s, n, false, true, &ids, &k)) return false; /* invalid: caught later */
+    if (cllm_tokenizer_encode(t, s, n, 0, 1, &ids, &k)) return false; /* invalid: caught later */
     bool found = false;
     for (size_t i = 0; i < k && !found; i++)
-        found = tok_is_special(t, ids[i]);
+        found = cllm_tokenizer_is_special(t, ids[i]);
     free(ids);
     return found;
 }
 
+/* The conversation as JSON text, for cllm_chat_render. */
+static char *conversation_json(const srv_request *r) {
+    json_t *conv = json_pack("{sO}", "messages", r->messages);
+    if (conv && r->tools) json_object_set(conv, "tools", r->tools);
+    char *text = conv ? json_dumps(conv, JSON_COMPACT) : NULL;
+    json_decref(conv);
+    return text;
+}
+
 static bool chat_prompt_ids(srv_server *s, srv_job *j, srv_error *err) {
-    if (!s->has_template)
+    if (!s->tmpl)
         return srv_fail(err, 400, INVALID, "messages", "no_chat_template",
                         "model '%s' has no chat template; use /v1/completions", s->model_name);
+    char *conv = conversation_json(&j->req);
+    if (!conv) return srv_fail(err, 500, "server_error", NULL, NULL, "out of memory");
     char *text = NULL;
     size_t len = 0, n_spans = 0;
-    chat_span *spans = NULL;
-    bool exact = false, ok = true;
-    if (chat_prompt_render_spans(&s->cp, j->req.messages, j->req.tools, true, &text, &len, &spans,
-                                 &n_spans, &exact))
+    cllm_span *spans = NULL;
+    int exact = 0;
+    bool ok = true;
+    cllm_status st =
+        cllm_chat_render(s->tmpl, conv, (size_t)-1, 1, &text, &len, &spans, &n_spans, &exact);
+    free(conv);
+    if (st)
         return srv_fail(err, 400, INVALID, "messages", "template_error",
                         "the chat template failed: %s", cllm_last_error());
-    cllm_status st;
     if (exact) {
-        /* chat_span and tok_range are both [start, end) byte pairs */
-        tok_range *r = (tok_range *)spans;
-        st = tok_encode_protected(s->tok, text, len, false, r, n_spans, &j->ids, &j->n_prompt);
+        st = cllm_tokenizer_encode_protected(s->tok, text, len, 0, spans, n_spans, &j->ids,
+                                             &j->n_prompt);
     } else {
         /* The template transformed some content, so its bytes cannot be told from the
          * template's own: accept it only if no content has special-token text in it. */
@@ -88,7 +100,7 @@ static bool chat_prompt_ids(srv_server *s, srv_job *j, srv_error *err) {
                               "model's template does not let us keep apart from its own",
                               i);
         }
-        st = ok ? tok_encode(s->tok, text, len, false, true, &j->ids, &j->n_prompt) : CLLM_OK;
+        st = ok ? cllm_tokenizer_encode(s->tok, text, len, 0, 1, &j->ids, &j->n_prompt) : CLLM_OK;
     }
     if (ok && st)
         ok = srv_fail(err, 400, INVALID, "messages", NULL, "cannot tokenize the prompt: %s",
@@ -102,19 +114,20 @@ static bool completion_prompt_ids(srv_server *s, srv_job *j, srv_error *err) {
     srv_request *r = &j->req;
     if (r->prompt_ids) {
         for (size_t i = 0; i < r->n_prompt_ids; i++)
-            if (r->prompt_ids[i] >= tok_vocab_size(s->tok))
+            if (r->prompt_ids[i] >= cllm_tokenizer_vocab_size(s->tok))
                 return srv_fail(err, 400, INVALID, "prompt", "invalid_value",
                                 "prompt[%zu] = %d is not a token id (vocabulary %d)", i,
-                                r->prompt_ids[i], tok_vocab_size(s->tok));
+                                r->prompt_ids[i], cllm_tokenizer_vocab_size(s->tok));
         j->ids = r->prompt_ids;
         j->n_prompt = r->n_prompt_ids;
         r->prompt_ids = NULL;
-        if (r->echo && tok_decode(s->tok, j->ids, j->n_prompt, false, &j->echo, &j->echo_len))
+        if (r->echo &&
+            cllm_tokenizer_decode(s->tok, j->ids, j->n_prompt, false, &j->echo, &j->echo_len))
             return srv_fail(err, 500, "server_error", NULL, NULL, "%s", cllm_last_error());
         return true;
     }
     /* As `cllm run` does: the post-processor's BOS, special-token text parsed. */
-    if (tok_encode(s->tok, r->prompt, r->prompt_len, true, true, &j->ids, &j->n_prompt))
+    if (cllm_tokenizer_encode(s->tok, r->prompt, r->prompt_len, true, true, &j->ids, &j->n_prompt))
         return srv_fail(err, 400, INVALID, "prompt", NULL, "cannot tokenize the prompt: %s",
                         cllm_last_error());
     if (r->echo) {

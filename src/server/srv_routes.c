@@ -51,7 +51,7 @@ static enum MHD_Result bad(srv_conn *c, const char *param, const char *msg) {
  *   -> {"tokens": [ids]} or [{"id", "piece"}];
  * /detokenize {"tokens": [ids]} -> {"content": TEXT}. */
 enum MHD_Result srv_route_tokenize(srv_conn *c, bool detokenize) {
-    const tokenizer *t = c->s->tok;
+    const cllm_tokenizer *t = c->s->tok;
     json_error_t je;
     json_t *root = json_loadb(c->body.p ? c->body.p : "", c->body.len, 0, &je);
     enum MHD_Result r;
@@ -65,14 +65,14 @@ enum MHD_Result srv_route_tokenize(srv_conn *c, bool detokenize) {
         for (size_t i = 0; ok && i < n; i++) {
             json_t *x = json_array_get(toks, i);
             ok = json_is_integer(x) && json_integer_value(x) >= 0 &&
-                 json_integer_value(x) < tok_vocab_size(t);
+                 json_integer_value(x) < cllm_tokenizer_vocab_size(t);
             if (ok) ids[i] = (int32_t)json_integer_value(x);
         }
         char *text = NULL;
         size_t len = 0;
         if (!ok)
             r = bad(c, "tokens", "'tokens' must be an array of token ids");
-        else if (tok_decode(t, ids, n, false, &text, &len))
+        else if (cllm_tokenizer_decode(t, ids, n, false, &text, &len))
             r = bad(c, "tokens", cllm_last_error());
         else
             r = srv_reply_json(c, 200, json_pack("{s:s%}", "content", text, len));
@@ -87,8 +87,8 @@ enum MHD_Result srv_route_tokenize(srv_conn *c, bool detokenize) {
         size_t n = 0;
         if (!json_is_string(content)) {
             r = bad(c, "content", "'content' must be a string");
-        } else if (tok_encode(t, json_string_value(content), json_string_length(content),
-                              json_is_true(add), !ps || json_is_true(ps), &ids, &n)) {
+        } else if (cllm_tokenizer_encode(t, json_string_value(content), json_string_length(content),
+                                         json_is_true(add), !ps || json_is_true(ps), &ids, &n)) {
             r = bad(c, "content", cllm_last_error());
         } else {
             json_t *arr = json_array();
@@ -99,7 +99,7 @@ enum MHD_Result srv_route_tokenize(srv_conn *c, bool detokenize) {
                 }
                 char *p = NULL;
                 size_t len = 0;
-                if (tok_decode(t, &ids[i], 1, false, &p, &len)) len = 0;
+                if (cllm_tokenizer_decode(t, &ids[i], 1, false, &p, &len)) len = 0;
                 json_array_append_new(
                     arr, json_pack("{s:i,s:s%}", "id", ids[i], "piece", p ? p : "", len));
                 free(p);
