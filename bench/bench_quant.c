@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/threadpool.h"
 #include "kernels/matmul_impl.h"
+#include "kernels/quant_amx.h"
 #include "kernels/quant.h"
 
 #include <immintrin.h>
@@ -46,6 +47,14 @@ static void make_matrix(dtype t, int N, int K, uint8_t *dst) {
         quant_quantize_row(t, row, dst + rb * n, K);
     }
     free(row);
+}
+
+/* The AMX family reads a repacked copy of each matrix (registered by the model at load). */
+static void amx_prepare(kern_mm_path p, dtype t, const void *w, int N, int K) {
+    if (p == KERN_MM_AMX && quant_amx_type(t) && quant_amx_register(w, t, N, K) != CLLM_OK) {
+        fprintf(stderr, "out of memory repacking for AMX\n");
+        exit(1);
+    }
 }
 
 typedef struct {
@@ -91,6 +100,8 @@ static double bench_gemv(kern_mm_path p, threadpool *tp, dtype t, int K, int N, 
     make_matrix(t, N, K, ws);
     for (size_t c = 1; c < copies; c++)
         memcpy(ws + c * mb, ws, mb);
+    for (size_t c = 0; c < copies; c++)
+        amx_prepare(p, t, ws + c * mb, N, K);
     float *x = xmalloc((size_t)K * 4), *y = xmalloc((size_t)N * 4);
     for (int k = 0; k < K; k++)
         x[k] = (float)(k % 17) * 0.1f - 0.8f;
@@ -106,6 +117,8 @@ static double bench_gemv(kern_mm_path p, threadpool *tp, dtype t, int K, int N, 
         if (bw > best_bw) best_bw = bw;
     }
     *ratio = best / best_bw;
+    for (size_t c = 0; c < copies; c++)
+        quant_amx_unregister(ws + c * mb);
     free(x), free(y), free(work);
     return best;
 }
@@ -116,6 +129,7 @@ static double bench_hot(kern_mm_path p, dtype t, uint8_t *ws, int reps) {
     enum { K = 4864, N = 128, IT = 200 };
     size_t mb = dtype_row_bytes(t, K) * N;
     make_matrix(t, N, K, ws);
+    amx_prepare(p, t, ws, N, K);
     float *x = xmalloc((size_t)K * 4), *y = xmalloc((size_t)N * 4);
     for (int k = 0; k < K; k++)
         x[k] = (float)(k % 17) * 0.1f - 0.8f;
@@ -131,6 +145,7 @@ static double bench_hot(kern_mm_path p, dtype t, uint8_t *ws, int reps) {
         double gbs = (double)mb * IT / dt / 1e9;
         if (gbs > best) best = gbs;
     }
+    quant_amx_unregister(ws);
     free(x), free(y), free(work);
     return best;
 }
@@ -138,6 +153,7 @@ static double bench_hot(kern_mm_path p, dtype t, uint8_t *ws, int reps) {
 static double bench_gemm(kern_mm_path p, threadpool *tp, dtype t, int M, int K, int N, uint8_t *ws,
                          int reps) {
     make_matrix(t, N, K, ws);
+    amx_prepare(p, t, ws, N, K);
     float *x = xmalloc((size_t)M * K * 4), *y = xmalloc((size_t)M * N * 4);
     for (size_t i = 0; i < (size_t)M * K; i++)
         x[i] = (float)(i % 23) * 0.05f - 0.5f;
@@ -150,6 +166,7 @@ static double bench_gemm(kern_mm_path p, threadpool *tp, dtype t, int M, int K, 
         double dt = clock_now() - t0;
         if (dt < best) best = dt;
     }
+    quant_amx_unregister(ws);
     free(x), free(y), free(work);
     return 2.0 * M * K * (double)N / best / 1e9;
 }
@@ -162,6 +179,7 @@ int main(int argc, char **argv) {
             const char *s = argv[++i];
             path = !strcmp(s, "scalar") ? KERN_MM_SCALAR
                    : !strcmp(s, "avx2") ? KERN_MM_AVX2
+                   : !strcmp(s, "amx")  ? KERN_MM_AMX
                                         : KERN_MM_AVX512;
         } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
             threads = atoi(argv[++i]);
@@ -176,7 +194,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "-q")) {
             quick = 1, reps = 2;
         } else {
-            fprintf(stderr, "usage: bench_quant [-p scalar|avx2|avx512] [-d TYPE] [-t threads] "
+            fprintf(stderr, "usage: bench_quant [-p scalar|avx2|avx512|amx] [-d TYPE] [-t threads] "
                             "[-m M] [-r reps] [-q]\n");
             return 2;
         }

@@ -75,27 +75,42 @@ void quant_amx_pack(dtype wt, const void *w, int N, int K, uint8_t *dst) {
     pack_groups(wt, w, N, K, dst, 0, (N + GROUP - 1) / GROUP);
 }
 
-/* Pack in slices of about 1 MiB of source rows; with release, the whole pages of source rows
- * already packed are given back to the OS as it goes (the peak resident set stays at the copy
- * plus one slice instead of copy plus source). */
-static void pack_releasing(dtype wt, const void *w, int N, int K, uint8_t *dst, int release) {
-    const int groups = (N + GROUP - 1) / GROUP;
-    const size_t group_src = (size_t)GROUP * dtype_row_bytes(wt, K);
+/* Pack groups [g0, g1) in slices of about 1 MiB of source rows; with release, the whole pages of
+ * source rows already packed are given back to the OS as it goes (the peak resident set stays at
+ * the copy plus a slice per thread instead of copy plus source). Pages shared with rows outside
+ * [g0, g1) are left alone (another thread may still read them). */
+static void pack_releasing(dtype wt, const void *w, int N, int K, uint8_t *dst, int g0, int g1,
+                           int release) {
+    const size_t row_bytes = dtype_row_bytes(wt, K), group_src = (size_t)GROUP * row_bytes;
     int step = (int)(((size_t)1 << 20) / group_src);
     if (step < 1) step = 1;
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t done = ((uintptr_t)w + page - 1) & ~(page - 1); /* first page not yet released */
-    for (int g = 0; g < groups; g += step) {
-        int ge = g + step < groups ? g + step : groups;
+    uintptr_t done = ((uintptr_t)w + (size_t)g0 * group_src + page - 1) & ~(page - 1);
+    for (int g = g0; g < g1; g += step) {
+        int ge = g + step < g1 ? g + step : g1;
         pack_groups(wt, w, N, K, dst, g, ge);
         if (!release) continue;
         size_t rows = (size_t)ge * GROUP < (size_t)N ? (size_t)ge * GROUP : (size_t)N;
-        uintptr_t end = ((uintptr_t)w + rows * dtype_row_bytes(wt, K)) & ~(page - 1);
+        uintptr_t end = ((uintptr_t)w + rows * row_bytes) & ~(page - 1);
         if (end > done) {
             madvise((void *)done, end - done, MADV_DONTNEED);
             done = end;
         }
     }
+}
+
+typedef struct {
+    dtype wt;
+    const void *w;
+    int N, K, release;
+    uint8_t *dst;
+} pack_job;
+
+static void pack_task(void *ctx, int ith, int nth) {
+    const pack_job *j = ctx;
+    long lo, hi;
+    tp_split((j->N + GROUP - 1) / GROUP, 1, ith, nth, &lo, &hi);
+    if (lo < hi) pack_releasing(j->wt, j->w, j->N, j->K, j->dst, (int)lo, (int)hi, j->release);
 }
 
 void quant_amx_row_to_f32(dtype wt, const uint8_t *packed, int K, int n, float *dst) {
@@ -160,10 +175,11 @@ static int grow(void) {
 }
 
 cllm_status quant_amx_register(const void *w, dtype wt, int N, int K) {
-    return quant_amx_register_releasing(w, wt, N, K, 0);
+    return quant_amx_register_releasing(w, wt, N, K, 0, NULL);
 }
 
-cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, int release) {
+cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, int release,
+                                         threadpool *tp) {
     if (!quant_amx_type(wt) || N <= 0 || K <= 0 || K % BL)
         return err_set(CLLM_ERR_INVALID_ARG, "AMX repack: unsupported %s matrix %dx%d",
                        dtype_name(wt), N, K);
@@ -176,7 +192,8 @@ cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, 
     size_t bytes = quant_amx_packed_bytes(wt, N, K);
     uint8_t *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p) return err_set(CLLM_ERR_NOMEM, "out of memory repacking a %dx%d matrix", N, K);
-    pack_releasing(wt, w, N, K, p, release);
+    pack_job job = {.wt = wt, .w = w, .N = N, .K = K, .release = release, .dst = p};
+    tp_run(tp, pack_task, &job);
     pthread_rwlock_wrlock(&g_lock);
     if (find(w) || ((g_len + 1) * 2 > g_cap && !grow())) {
         int dup = find(w) != NULL;

@@ -37,9 +37,11 @@ void quant_amx_row_to_f32(dtype wt, const uint8_t *packed, int K, int n, float *
 /* Register the repacked copy of w (made here; idempotent). CLLM_ERR_NOMEM on failure. Whoever
  * registers unregisters before the memory of w is freed or reused. */
 cllm_status quant_amx_register(const void *w, dtype wt, int N, int K);
-/* The same; release != 0: w lies in a read-only file mapping whose whole pages may be given back
- * to the OS (madvise DONTNEED) as they are packed, so the copy replaces them in memory. */
-cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, int release);
+/* The same, packed by the threads of tp (or NULL); release != 0: w lies in a read-only file
+ * mapping whose whole pages may be given back to the OS (madvise DONTNEED) as they are packed, so
+ * the copy replaces them in memory. */
+cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, int release,
+                                         threadpool *tp);
 /* The repacked copy of w registered with this dtype and shape, or NULL. Under the AMX family an
  * unregistered matrix runs the VNNI kernels (correct results, but that family's rounding): the
  * model registers every matrix at load, tests register theirs. */

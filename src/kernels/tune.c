@@ -31,6 +31,7 @@
 #define GEMM_M 64                          /* the prefill shape class */
 #define GEMV_SWEEP_BYTES ((size_t)192 << 20) /* weights per GEMV sweep: beyond the caches */
 #define TIE_MARGIN 0.02                    /* the default (more exact) family wins within this */
+#define GEMM_MAX_N 65536                   /* larger: an lm_head, never a prefill GEMM */
 
 static const int g_pf_candidates[] = {1, 2, 4};
 #define N_PF ((int)(sizeof g_pf_candidates / sizeof g_pf_candidates[0]))
@@ -361,19 +362,24 @@ static int family_prefetches(int fam) {
 static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dtype wt,
                            kern_tune_info *out) {
     bench_ctx c = {.tp = tp, .mats = mats, .n = n, .wt = wt};
-    const kern_tune_mat *big = NULL; /* the GEMM shape: the largest matrix of this dtype */
+    /* The GEMM shape: the largest layer matrix of this dtype. A vocabulary-sized lm_head only
+     * ever multiplies the rows that want logits (GEMV-like): a dtype used only there is chosen
+     * by its GEMV alone. */
+    const kern_tune_mat *big = NULL;
     size_t big_bytes = 0;
+    int any = 0;
     for (int i = 0; i < n; i++) {
         if (mats[i].wt != wt) continue;
+        any = 1;
         if (mats[i].K > c.maxK) c.maxK = mats[i].K;
         if (mats[i].N > c.maxN) c.maxN = mats[i].N;
         size_t b = (size_t)mats[i].N * dtype_row_bytes(wt, mats[i].K);
-        if (!big || (b > big_bytes && mats[i].N <= 65536)) {
+        if (mats[i].N <= GEMM_MAX_N && b > big_bytes) {
             big = &mats[i];
             big_bytes = b;
         }
     }
-    if (!big) return CLLM_OK;
+    if (!any) return CLLM_OK;
     int nth = tp ? tp_size(tp) : 1;
     size_t work = kern_matmul_work_size(GEMM_M, c.maxK, wt, nth);
     c.x = aligned_alloc(64, ((size_t)GEMM_M * c.maxK * 4 + 63) / 64 * 64);
@@ -397,10 +403,11 @@ static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dty
     for (int f = 0; f < nf; f++) {
         if (fams[f] != KERN_MM_AMX) continue;
         size_t total = 0;
-        cllm_status st = quant_amx_register(big->w, wt, big->N, big->K);
+        cllm_status st = big ? quant_amx_register_releasing(big->w, wt, big->N, big->K, 0, tp)
+                             : CLLM_OK;
         for (int i = 0; i < n && st == CLLM_OK && total < GEMV_SWEEP_BYTES; i++)
             if (mats[i].wt == wt) {
-                st = quant_amx_register(mats[i].w, wt, mats[i].N, mats[i].K);
+                st = quant_amx_register_releasing(mats[i].w, wt, mats[i].N, mats[i].K, 0, tp);
                 total += (size_t)mats[i].N * dtype_row_bytes(wt, mats[i].K);
             }
         if (st != CLLM_OK) { /* no memory for the copies: AMX is not a candidate */
@@ -418,7 +425,7 @@ static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dty
     /* Warm up once (page faults of freshly mapped weights, the pool's threads), then two rounds
      * with the candidates interleaved so that a noisy moment hurts all of them alike. */
     gemv_sweep(&c, (kern_mm_path)fams[0], &bytes);
-    gemm_once(&c, (kern_mm_path)fams[0], big);
+    if (big) gemm_once(&c, (kern_mm_path)fams[0], big);
     for (int round = 0; round < 2; round++)
         for (int f = 0; f < nf; f++) {
             for (int q = 0; q < (family_prefetches(fams[f]) ? N_PF : 1); q++) {
@@ -427,7 +434,7 @@ static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dty
                 if (t < gemv[f][q]) gemv[f][q] = t;
             }
             atomic_store(&g_pf[wt], default_pf(wt));
-            double t = gemm_once(&c, (kern_mm_path)fams[f], big);
+            double t = big ? gemm_once(&c, (kern_mm_path)fams[f], big) : 1.0;
             if (t < gemm[f]) gemm[f] = t;
         }
     double best_v = 1e30, best_m = 1e30;
@@ -455,7 +462,7 @@ static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dty
         .source = KERN_TUNE_MEASURED,
         .threads = nth,
         .gemv_gbs = (double)bytes / gemv[pick][best_q[pick]] * 1e-9,
-        .gemm_gflops = 2.0 * GEMM_M * big->N * big->K / gemm[pick] * 1e-9,
+        .gemm_gflops = big ? 2.0 * GEMM_M * big->N * big->K / gemm[pick] * 1e-9 : 0,
         .seconds = clock_now() - t_start};
     free(c.x);
     free(c.y);

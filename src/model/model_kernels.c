@@ -58,7 +58,7 @@ cllm_status model_tune_kernels(struct cllm_model *m) {
         if (kern_tune_family(v[i].wt) != KERN_MM_AMX) {
             quant_amx_unregister(v[i].w);
         } else if ((st = quant_amx_register_releasing(v[i].w, v[i].wt, v[i].N, v[i].K,
-                                                        releasable(m, &v[i]))) == CLLM_OK) {
+                                                        releasable(m, &v[i]), m->tp)) == CLLM_OK) {
             m->amx_repacked = 1;
         }
     }

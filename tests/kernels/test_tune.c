@@ -134,6 +134,21 @@ static void test_amx_formula(threadpool *tp, dtype t, int M, int K, int N) {
     free(x), free(bias), free(y), free(yr), free(w), free(xq), free(work);
 }
 
+/* A repacked row reads back bitwise as the file's block dequantizes it (tied embeddings). */
+static void test_amx_rows(dtype t, int N, int K) {
+    uint8_t *w = make_w(t, N, K);
+    uint8_t *packed = aligned_alloc(64, quant_amx_packed_bytes(t, N, K) + 64);
+    quant_amx_pack(t, w, N, K, packed);
+    float *a = malloc(K * sizeof(float)), *b = malloc(K * sizeof(float));
+    for (int n = 0; n < N; n++) {
+        quant_amx_row_to_f32(t, packed, K, n, a);
+        quant_dequantize_row(t, w + (size_t)n * dtype_row_bytes(t, K), b, K);
+        CHECK_MSG(memcmp(a, b, K * sizeof(float)) == 0, "%s row %d of %dx%d", dtype_name(t), n, N,
+                  K);
+    }
+    free(w), free(packed), free(a), free(b);
+}
+
 static kern_tune_mat g_mats[4];
 static void *g_w[4];
 
@@ -299,6 +314,8 @@ int main(void) {
         }
         printf("amx: documented numerics checked\n");
     }
+    test_amx_rows(DTYPE_Q8_0, 37, 96);
+    test_amx_rows(DTYPE_Q4_0, 37, 256);
     test_env_and_cache(tp2);
     tp_free(tp1);
     tp_free(tp2);
