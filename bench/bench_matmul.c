@@ -1,7 +1,7 @@
 /* bench_matmul.c - matmul speed on Qwen2.5-0.5B shapes, per CPU path and dtype, 1 and 2 threads:
  * GB/s of weights for decode (M=1, weights not in cache) and GFLOP/s for prefill (M=512).
  *
- * usage: bench_matmul [-p scalar|avx2|avx512] [-d f32|f16|bf16] [-t threads] [-m M] [-q] [-c] [-s]
+ * usage: bench_matmul [-p scalar|avx2|avx512|avx512bf16] [-d f32|f16|bf16] [-t threads] [-m M] [-q] [-c] [-s]
  * (-q: quick, smaller working set and fewer repetitions; default: every supported path, bf16 f16
  * f32, 1 and 2 threads; the scalar path only runs the decode shapes; -c: 1 thread timed by its own
  * CPU clock, which ignores time stolen by other processes on a shared machine; -s: GEMM weights
@@ -160,7 +160,9 @@ int main(int argc, char **argv) {
             only_th = 1;
         } else if (!strcmp(argv[i], "-p") && i + 1 < argc) {
             const char *v = argv[++i];
-            only_path = !strcmp(v, "scalar") ? 0 : !strcmp(v, "avx2") ? 1 : 2;
+            only_path = 2;
+            for (int q = 0; q < KERN_MM_NPATHS; q++)
+                if (!strcmp(v, kern_mm_path_name((kern_mm_path)q))) only_path = q;
         } else if (!strcmp(argv[i], "-d") && i + 1 < argc) {
             const char *v = argv[++i];
             only_dt = !strcmp(v, "f32") ? DTYPE_F32 : !strcmp(v, "f16") ? DTYPE_F16 : DTYPE_BF16;

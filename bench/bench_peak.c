@@ -32,6 +32,7 @@ __attribute__((target("avx2,fma"))) static double fma_ymm(long it) {
         a[i] = _mm256_set1_ps((float)i);
     double t0 = cpu_now();
     for (long n = 0; n < it; n++)
+#pragma GCC unroll 16
         for (int i = 0; i < CHAINS; i++)
             a[i] = _mm256_fmadd_ps(a[i], b, c);
     double dt = cpu_now() - t0;
@@ -48,6 +49,7 @@ __attribute__((target("avx512f"))) static double fma_zmm(long it) {
         a[i] = _mm512_set1_ps((float)i);
     double t0 = cpu_now();
     for (long n = 0; n < it; n++)
+#pragma GCC unroll 16
         for (int i = 0; i < CHAINS; i++)
             a[i] = _mm512_fmadd_ps(a[i], b, c);
     double dt = cpu_now() - t0;
@@ -65,6 +67,7 @@ __attribute__((target("avx512f,avx512bf16"))) static double dpbf16(long it) {
         a[i] = _mm512_set1_ps((float)i);
     double t0 = cpu_now();
     for (long n = 0; n < it; n++)
+#pragma GCC unroll 16
         for (int i = 0; i < CHAINS; i++)
             a[i] = _mm512_dpbf16_ps(a[i], b, c);
     double dt = cpu_now() - t0;
@@ -81,6 +84,7 @@ __attribute__((target("avx512f,avx512vnni"))) static double dpbusd(long it) {
         a[i] = _mm512_set1_epi32(i);
     double t0 = cpu_now();
     for (long n = 0; n < it; n++)
+#pragma GCC unroll 16
         for (int i = 0; i < CHAINS; i++)
             a[i] = _mm512_dpbusd_epi32(a[i], b, c);
     double dt = cpu_now() - t0;

@@ -35,8 +35,9 @@ def main():
     spec, cmd = sys.argv[1], sys.argv[2:]
     flags = cpu_flags()
     for item in spec.split(","):
-        family = item.split("=", 1)[1].split("/", 1)[0]
-        missing = [f for f in NEEDS[family] if f not in flags]
+        dtype, family = item.split("=", 1)[0], item.split("=", 1)[1].split("/", 1)[0]
+        needs = NEEDS[family] + (["amx_bf16", "avx512_bf16"] if family == "amx" and dtype in ("bf16", "*") else [])
+        missing = [f for f in needs if f not in flags]
         if missing:
             print("SKIPPED: CLLM_TUNE=%s needs %s, which this CPU lacks" % (spec, " ".join(missing)))
             return 77

@@ -41,6 +41,7 @@ static void detect(void) {
         g_cpu.avx512vnni = zmm_ok && ((c >> 11) & 1);
         /* AMX-TILE (edx 24) + AMX-INT8 (edx 25), tile config and data enabled in XCR0 (17, 18) */
         g_cpu.amx_int8 = zmm_ok && ((d >> 24) & 1) && ((d >> 25) & 1) && ((xcr0 >> 17) & 3) == 3;
+        g_cpu.amx_bf16 = g_cpu.amx_int8 && ((d >> 22) & 1);
     }
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) g_cpu.avx512bf16 = zmm_ok && ((a >> 5) & 1);
 #endif
@@ -51,20 +52,22 @@ static void detect(void) {
 #else
     g_cpu.amx_int8 = false;
 #endif
+    if (!g_cpu.amx_int8) g_cpu.amx_bf16 = false;
     const char *mask = getenv("CLLM_CPU");
     if (mask && strcmp(mask, "scalar") == 0) {
         memset(&g_cpu, 0, sizeof g_cpu);
     } else if (mask && strcmp(mask, "avx2") == 0) {
         g_cpu.avx512f = g_cpu.avx512bw = g_cpu.avx512vl = false;
-        g_cpu.avx512bf16 = g_cpu.avx512vnni = g_cpu.amx_int8 = false;
+        g_cpu.avx512bf16 = g_cpu.avx512vnni = g_cpu.amx_int8 = g_cpu.amx_bf16 = false;
     } else if (mask && strcmp(mask, "avx512") == 0) {
-        g_cpu.avx512bf16 = g_cpu.amx_int8 = false;
+        g_cpu.avx512bf16 = g_cpu.amx_int8 = g_cpu.amx_bf16 = false;
     }
     /* our AVX2 kernels also need FMA and F16C; treat them as one level */
     if (!(g_cpu.fma && g_cpu.f16c)) g_cpu.avx2 = false;
     if (!(g_cpu.avx2 && g_cpu.avx512bw && g_cpu.avx512vl)) g_cpu.avx512f = false;
     if (!g_cpu.avx512f) g_cpu.avx512bf16 = g_cpu.avx512vnni = false;
     if (!g_cpu.avx512vnni) g_cpu.amx_int8 = false;
+    if (!g_cpu.avx512bf16 || !g_cpu.amx_int8) g_cpu.amx_bf16 = false;
 }
 
 const cpu_features *cpu_get(void) {

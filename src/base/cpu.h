@@ -7,6 +7,7 @@ typedef struct cpu_features {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512bf16, avx512vnni;
     bool amx_int8; /* AMX tiles + int8 dot products, enabled by the OS for this process */
+    bool amx_bf16; /* ... and bf16 dot products */
 } cpu_features;
 
 /* Features of this CPU, masked by the CLLM_CPU environment variable: "scalar" disables all

@@ -4,6 +4,7 @@
 
 #include "base/cpu.h"
 #include "base/half.h"
+#include "kernels/quant_amx.h"
 #include "kernels/quant_impl.h"
 #include "kernels/tune.h"
 
@@ -117,12 +118,13 @@ typedef struct {
     kern_mm_path path;
     kern_mm_args a; /* the first part; the others differ in w, N, bias, y, ldy */
     kern_mm_part parts[MAX_PARTS];
+    const uint8_t *packed[MAX_PARTS]; /* AMX: the parts' repacked weights */
     int n_parts, N_total;
     float *xp;
 } mm_job;
 
 static void prep_rows(const mm_job *j, int m0, int m1) {
-    if (j->path == KERN_MM_AVX512BF16)
+    if (j->path == KERN_MM_AVX512BF16 || j->path == KERN_MM_AMX)
         kern_mm_prep_x_dpbf16(&j->a, m0, m1, (uint16_t *)j->xp);
     else if (j->path == KERN_MM_AVX512)
         kern_mm_prep_x_avx512(&j->a, m0, m1, j->xp);
@@ -138,8 +140,12 @@ static void prep_task(void *ctx, int ith, int nth) {
 }
 
 /* Rows [lo, hi) of one part on this thread's path. */
-static void part_rows(const mm_job *j, const kern_mm_args *a, int lo, int hi, int ith, int nth) {
+static void part_rows(const mm_job *j, const kern_mm_args *a, const uint8_t *packed, int lo, int hi,
+                      int ith, int nth) {
     switch (j->path) {
+    case KERN_MM_AMX:
+        kern_mm_rows_amxbf16(a, packed, lo, hi);
+        break;
     case KERN_MM_AVX512BF16:
         kern_mm_rows_dpbf16(a, lo, hi);
         break;
@@ -184,7 +190,7 @@ static void rows_task(void *ctx, int ith, int nth) {
         a.y = j->parts[p].y;
         a.ldy = j->parts[p].ldy;
         if (p + 1 < j->n_parts) a.next = NULL; /* the next matmul follows the last part */
-        part_rows(j, &a, (int)(plo - off), (int)(phi - off), ith, nth);
+        part_rows(j, &a, j->packed[p], (int)(plo - off), (int)(phi - off), ith, nth);
     }
 }
 
@@ -196,7 +202,9 @@ static void matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, 
         quant_mm_matmul_parts(p, tp, x, M, K, ldx, wt, parts, n_parts, work);
         return;
     }
-    if ((p == KERN_MM_AVX512BF16 && wt != DTYPE_BF16) || p == KERN_MM_AMX) p = KERN_MM_AVX512;
+    if ((p == KERN_MM_AVX512BF16 || p == KERN_MM_AMX) &&
+        (wt != DTYPE_BF16 || (p == KERN_MM_AMX && !cpu_get()->amx_bf16)))
+        p = KERN_MM_AVX512;
     mm_job j = {.path = p,
                 .a = {.x = x,
                       .M = M,
@@ -214,6 +222,10 @@ static void matmul_parts(kern_mm_path p, threadpool *tp, const float *x, int M, 
     for (int i = 0; i < n_parts; i++) {
         j.parts[i] = parts[i];
         j.N_total += parts[i].N;
+        if (j.path == KERN_MM_AMX) { /* registered at load (quant_amx.h); else: f32-FMA kernels */
+            j.packed[i] = quant_amx_lookup(parts[i].w, wt, parts[i].N, K);
+            if (!j.packed[i]) j.path = p = KERN_MM_AVX512;
+        }
     }
     if (j.N_total <= 0) return;
     if (wt == DTYPE_BF16 && p != KERN_MM_SCALAR) {

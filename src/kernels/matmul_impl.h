@@ -16,7 +16,7 @@ typedef enum kern_mm_path {
     KERN_MM_AVX2 = 1,
     KERN_MM_AVX512 = 2,
     KERN_MM_AVX512BF16 = 3,
-    KERN_MM_AMX = 4, /* Q8_0 / Q4_0 weights only (quant_amx.h); AVX-512 kernels for the rest */
+    KERN_MM_AMX = 4, /* Q8_0 / Q4_0 / bf16 weights (quant_amx.h); AVX-512 kernels for the rest */
     KERN_MM_NPATHS
 } kern_mm_path;
 
@@ -86,6 +86,9 @@ void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp, const
  * ([M][xp_ld] uint16, zero padded), then outputs y[0..M)[n0..n1) from a->xp read as that. */
 void kern_mm_prep_x_dpbf16(const kern_mm_args *a, int m0, int m1, uint16_t *xb);
 void kern_mm_rows_dpbf16(const kern_mm_args *a, int n0, int n1);
+/* The AMX family for bf16 weights (matmul_amxbf16_amx.c): x prepared as for dpbf16, weights in
+ * their repacked copy (quant_amx.h). */
+void kern_mm_rows_amxbf16(const kern_mm_args *a, const uint8_t *packed, int n0, int n1);
 
 /* Prepare rows [m0, m1) of x into xp for bf16 weights (layout above; chunk of 16 elements for
  * AVX2, 32 for AVX-512). The scalar path reads x directly. */

@@ -19,13 +19,37 @@ int quant_amx_type(dtype wt) {
     return wt == DTYPE_Q8_0 || wt == DTYPE_Q4_0;
 }
 
+int amx_packable(dtype wt) {
+    return quant_amx_type(wt) || wt == DTYPE_BF16;
+}
+
 static size_t record_bytes(dtype wt) {
-    return wt == DTYPE_Q4_0 ? 256 + 64 : 512 + 64;
+    return wt == DTYPE_BF16 ? 1024 : wt == DTYPE_Q4_0 ? 256 + 64 : 512 + 64;
+}
+
+/* K chunks of a row: blocks of 32 (bf16: 32 values, the last one zero padded). */
+static int chunks(dtype wt, int K) {
+    return wt == DTYPE_BF16 ? (K + BL - 1) / BL : K / BL;
 }
 
 size_t quant_amx_packed_bytes(dtype wt, int N, int K) {
     size_t groups = ((size_t)N + GROUP - 1) / GROUP;
-    return groups * (size_t)(K / BL) * record_bytes(wt);
+    return groups * (size_t)chunks(wt, K) * record_bytes(wt);
+}
+
+/* bf16 group g, chunk c: tile word [r * 32 + j * 2 + i] = W[16 g + j][32 c + 2 r + i]. */
+static void pack_bf16(const uint16_t *w, int N, int K, uint8_t *dst, int g0, int g1) {
+    const int nc = chunks(DTYPE_BF16, K);
+    for (int g = g0; g < g1; g++)
+        for (int c = 0; c < nc; c++) {
+            uint16_t *t = (uint16_t *)(dst + ((size_t)g * nc + c) * 1024);
+            memset(t, 0, 1024);
+            for (int j = 0; j < GROUP && g * GROUP + j < N; j++) {
+                const uint16_t *row = w + (size_t)(g * GROUP + j) * K + (size_t)c * BL;
+                for (int k = 0; k < BL && c * BL + k < K; k++)
+                    t[(k / 2) * 32 + j * 2 + k % 2] = row[k];
+            }
+        }
 }
 
 /* The 32 signed levels and the scale of block b of a row. */
@@ -45,6 +69,10 @@ static float block_levels(dtype wt, const uint8_t *row, int b, int8_t *q) {
 
 /* Groups [g0, g1) of the repacked copy. */
 static void pack_groups(dtype wt, const void *w, int N, int K, uint8_t *dst, int g0, int g1) {
+    if (wt == DTYPE_BF16) {
+        pack_bf16(w, N, K, dst, g0, g1);
+        return;
+    }
     const int nb = K / BL;
     const size_t rec = record_bytes(wt), row_bytes = dtype_row_bytes(wt, K);
     int8_t tile[512] __attribute__((aligned(64)));
@@ -114,7 +142,16 @@ static void pack_task(void *ctx, int ith, int nth) {
 }
 
 void quant_amx_row_to_f32(dtype wt, const uint8_t *packed, int K, int n, float *dst) {
-    const int nb = K / BL, g = n / GROUP, j = n % GROUP;
+    const int g = n / GROUP, j = n % GROUP;
+    if (wt == DTYPE_BF16) {
+        const int nc = chunks(wt, K);
+        for (int k = 0; k < K; k++) {
+            const uint16_t *t = (const uint16_t *)(packed + ((size_t)g * nc + k / BL) * 1024);
+            dst[k] = bf16_to_f32(t[((k % BL) / 2) * 32 + j * 2 + k % 2]);
+        }
+        return;
+    }
+    const int nb = K / BL;
     const size_t rec = record_bytes(wt), soff = wt == DTYPE_Q4_0 ? 256 : 512;
     for (int b = 0; b < nb; b++) {
         const uint8_t *r = packed + ((size_t)g * nb + b) * rec;
@@ -180,7 +217,7 @@ cllm_status quant_amx_register(const void *w, dtype wt, int N, int K) {
 
 cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, int release,
                                          threadpool *tp) {
-    if (!quant_amx_type(wt) || N <= 0 || K <= 0 || K % BL)
+    if (!amx_packable(wt) || N <= 0 || K <= 0 || (wt != DTYPE_BF16 && K % BL))
         return err_set(CLLM_ERR_INVALID_ARG, "AMX repack: unsupported %s matrix %dx%d",
                        dtype_name(wt), N, K);
     pthread_rwlock_rdlock(&g_lock);

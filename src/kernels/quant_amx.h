@@ -23,8 +23,13 @@
 
 #include "kernels/quant_impl.h"
 
-/* Types the AMX family handles (other quantized types run the AVX-512 VNNI kernels under it). */
+/* Quantized types the AMX family handles (other quantized types run the AVX-512 VNNI kernels
+ * under it). */
 int quant_amx_type(dtype wt);
+/* Types with an AMX layout: those and bf16 (AMX-BF16, matmul_amxbf16_amx.c; layout: per group
+ * of 16 rows and chunk c of 32 values a 1 KiB B tile, word [r * 32 + j * 2 + i] = W[16 g + j]
+ * [32 c + 2 r + i], zeros past K and N). */
+int amx_packable(dtype wt);
 /* Bytes of the repacked copy of an [N][K] matrix. */
 size_t quant_amx_packed_bytes(dtype wt, int N, int K);
 /* Repack w ([N][K] in the file's block format) into dst (quant_amx_packed_bytes, 64-aligned). */

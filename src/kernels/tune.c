@@ -347,7 +347,8 @@ static int candidates(dtype wt, int *out) {
     for (int p = KERN_MM_NPATHS - 1; p >= KERN_MM_AVX2; p--) {
         if (!kern_mm_path_ok((kern_mm_path)p)) continue;
         if (p == KERN_MM_AVX512BF16 && wt != DTYPE_BF16) continue; /* same kernels as avx512 */
-        if (p == KERN_MM_AMX && !quant_amx_type(wt)) continue;
+        if (p == KERN_MM_AMX && !quant_amx_type(wt) && !(wt == DTYPE_BF16 && cpu_get()->amx_bf16))
+            continue;
         out[n++] = p;
     }
     if (!n) out[n++] = KERN_MM_SCALAR;

@@ -34,16 +34,20 @@ static kern_tune_mat *model_mats(const struct cllm_model *m, int *n_out) {
     return v;
 }
 
-/* Whether a matrix lies in the GGUF file mapping, whose pages the AMX repack may give back to the
+/* Whether a matrix lies in a mapped model file (GGUF or safetensors), whose pages the AMX repack may give back to the
  * OS (they are re-read from the file if anything ever touches them again; a tied embedding reads
  * its rows from the copy, forward.c). Never for memory the model allocated (--quant copies). */
 static int releasable(const struct cllm_model *m, const kern_tune_mat *t) {
-    if (!m->gguf) return 0;
-    const uint8_t *base;
-    size_t size;
-    gguf_mapped_range(m->gguf, &base, &size);
     const uint8_t *p = t->w, *end = p + (size_t)t->N * dtype_row_bytes(t->wt, t->K);
-    return p >= base && end <= base + size;
+    if (m->gguf) {
+        const uint8_t *base;
+        size_t size;
+        gguf_mapped_range(m->gguf, &base, &size);
+        return p >= base && end <= base + size;
+    }
+    for (int i = 0; i < m->st.n_files; i++) /* a safetensors shard */
+        if (p >= m->st.files[i].data && end <= m->st.files[i].data + m->st.files[i].size) return 1;
+    return 0;
 }
 
 cllm_status model_tune_kernels(struct cllm_model *m) {
@@ -54,7 +58,7 @@ cllm_status model_tune_kernels(struct cllm_model *m) {
     /* AMX family: every matrix of that dtype is repacked now (replacing its mapped pages);
      * otherwise drop copies the calibration made */
     for (int i = 0; i < n && st == CLLM_OK; i++) {
-        if (!quant_amx_type(v[i].wt)) continue;
+        if (!amx_packable(v[i].wt)) continue;
         if (kern_tune_family(v[i].wt) != KERN_MM_AMX) {
             quant_amx_unregister(v[i].w);
         } else if ((st = quant_amx_register_releasing(v[i].w, v[i].wt, v[i].N, v[i].K,

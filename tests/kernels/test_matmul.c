@@ -8,7 +8,9 @@
 #include "base/half.h"
 #include "base/threadpool.h"
 #include "check.h"
+#include "base/cpu.h"
 #include "kernels/matmul_impl.h"
+#include "kernels/quant_amx.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -46,6 +48,12 @@ static void *make_w(dtype t, int n, int k, float *wf) {
     return w;
 }
 
+/* The AMX family reads bf16 weights from a repacked copy that the model registers at load. */
+static void amx_prepare(kern_mm_path p, dtype t, const void *w, int N, int K) {
+    if (p == KERN_MM_AMX && t == DTYPE_BF16 && cpu_get()->amx_bf16)
+        CHECK(quant_amx_register(w, t, N, K) == CLLM_OK);
+}
+
 static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, int N,
                         int use_bias) {
     int ldx = K + 3, ldy = N + 2;
@@ -59,6 +67,7 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
     for (int i = 0; i < N; i++)
         bias[i] = rndf();
     void *w = make_w(t, N, K, wf);
+    amx_prepare(p, t, w, N, K);
     size_t ws = kern_matmul_work_size(M, K, t, tp ? tp_size(tp) : 1);
     void *work = ws ? malloc(ws) : NULL;
     for (int i = 0; i < M * ldy; i++)
@@ -67,7 +76,8 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
     kern_matmul_on(p, tp, x, M, K, ldx, w, t, N, use_bias ? bias : NULL, y, ldy, work);
     /* The vdpbf16ps family rounds x to bf16 (nearest even) and then multiplies exactly: its
      * reference is the f32 reference on that rounded x, with the same accumulation tolerance. */
-    if (p == KERN_MM_AVX512BF16 && t == DTYPE_BF16)
+    if ((p == KERN_MM_AVX512BF16 || (p == KERN_MM_AMX && cpu_get()->amx_bf16)) &&
+        t == DTYPE_BF16)
         for (int i = 0; i < M * ldx; i++)
             x[i] = bf16_to_f32(f32_to_bf16(x[i]));
     kern_matmul_ref(x, M, K, ldx, w, t, N, use_bias ? bias : NULL, yr, ldy);
@@ -90,7 +100,7 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
         for (int n = N; n < ldy; n++) /* the row padding must be untouched */
             CHECK(y[(size_t)m * ldy + n] == 12345.0f);
     }
-    free(x), free(wf), free(bias), free(y), free(yr), free(w), free(work);
+    free(x), free(wf), free(bias), free(y), free(yr), quant_amx_unregister(w), free(w), free(work);
 }
 
 /* y[m][n] must be bitwise the same whatever M, the row's position in the batch and threads. */
@@ -107,6 +117,7 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int
     for (int i = 0; i < N; i++)
         bias[i] = rndf();
     void *w = make_w(t, N, K, wf);
+    amx_prepare(p, t, w, N, K);
     void *work = malloc(kern_matmul_work_size(MB, K, DTYPE_BF16, tp_size(tp2)));
 
     kern_matmul_on(p, NULL, x, MB, K, K, w, t, N, bias, yfull, N, work);
@@ -132,7 +143,7 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int
             }
         }
     }
-    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), free(w),
+    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), quant_amx_unregister(w), free(w),
         free(work);
 }
 
