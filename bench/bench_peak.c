@@ -8,6 +8,7 @@
  *
  * usage: bench_peak [-i ITERATIONS_IN_MILLIONS] */
 #include "base/cpu.h"
+#include "kernels/amx.h"
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -95,19 +96,12 @@ __attribute__((target("avx512f,avx512vnni"))) static double dpbusd(long it) {
     return (double)it * CHAINS * 16 * 8 / dt * 1e-9;
 }
 
-typedef struct {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed, aligned(64))) tile_config;
-
 __attribute__((target("amx-tile,amx-int8"))) static double amx_int8(long it) {
     static int8_t a[16 * 64] __attribute__((aligned(64))), b[16 * 64] __attribute__((aligned(64)));
     static int32_t c[16 * 16] __attribute__((aligned(64)));
     memset(a, 1, sizeof a);
     memset(b, 2, sizeof b);
-    tile_config cfg;
+    amx_tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 6; t++) {

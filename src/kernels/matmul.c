@@ -179,10 +179,9 @@ static void rows_task(void *ctx, int ith, int nth) {
     const mm_job *j = ctx;
     long lo, hi;
     tp_split(j->N_total, KERN_MM_SPLIT_ALIGN, ith, nth, &lo, &hi);
-    int off = 0;
+    int off = 0, n0, n1;
     for (int p = 0; p < j->n_parts && lo < hi; off += j->parts[p].N, p++) {
-        long plo = lo > off ? lo : off, phi = hi < off + j->parts[p].N ? hi : off + j->parts[p].N;
-        if (plo >= phi) continue;
+        if (!kern_part_share(lo, hi, off, j->parts[p].N, &n0, &n1)) continue;
         kern_mm_args a = j->a;
         a.w = j->parts[p].w;
         a.N = j->parts[p].N;
@@ -190,7 +189,7 @@ static void rows_task(void *ctx, int ith, int nth) {
         a.y = j->parts[p].y;
         a.ldy = j->parts[p].ldy;
         if (p + 1 < j->n_parts) a.next = NULL; /* the next matmul follows the last part */
-        part_rows(j, &a, j->packed[p], (int)(plo - off), (int)(phi - off), ith, nth);
+        part_rows(j, &a, j->packed[p], n0, n1, ith, nth);
     }
 }
 

@@ -43,6 +43,15 @@ typedef struct kern_mm_part {
     int ldy;
 } kern_mm_part;
 
+/* A thread's share [lo, hi) of the concatenated outputs, restricted to the part whose outputs
+ * start at off and number N: the part's local range [*n0, *n1); 0 if they do not meet. */
+static inline int kern_part_share(long lo, long hi, long off, int N, int *n0, int *n1) {
+    long a = lo > off ? lo : off, b = hi < off + N ? hi : off + N;
+    *n0 = (int)(a - off);
+    *n1 = (int)(b - off);
+    return a < b;
+}
+
 /* Several matmuls of the same x and weight dtype in one parallel dispatch (q/k/v, gate/up): x is
  * prepared once and the threads split the concatenated outputs, so a decode step synchronises the
  * pool once instead of once per matrix. Every y is bitwise what kern_matmul gives. */

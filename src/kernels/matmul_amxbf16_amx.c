@@ -13,22 +13,16 @@
 #include "kernels/matmul_impl.h"
 #include "kernels/quant_amx.h"
 
-#include <immintrin.h>
+#include "kernels/amx.h"
+
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 #define BLOCK_BYTES (512 * 1024)
 
-typedef struct {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed, aligned(64))) tile_config;
-
 /* Tiles 0..3: C[mt][g] = 2 * mt + g; 4, 5: A (token tiles); 6, 7: B (groups). */
 static void configure(int mr0, int mr1) {
-    tile_config c;
+    amx_tile_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     const int mr[2] = {mr0, mr1 ? mr1 : 1};
@@ -46,11 +40,8 @@ static void configure(int mr0, int mr1) {
 
 /* y rows [m0, m0 + mr) of group g from a stored C tile; columns limited to [n0, n1). */
 AI void store_c(const kern_mm_args *a, const float *c, int m0, int mr, int g, int n0, int n1) {
-    int lo = n0 - g * 16, hi = n1 - g * 16;
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return;
-    const __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+    const __mmask16 mk = amx_group_mask(g, n0, n1);
+    if (!mk) return;
     const __m512 bias =
         a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
     for (int i = 0; i < mr; i++)

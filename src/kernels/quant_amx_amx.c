@@ -9,21 +9,15 @@
  * and no result depends on how many tokens share the tile. */
 #include "kernels/quant_amx.h"
 
-#include <immintrin.h>
+#include "kernels/amx.h"
+
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
-typedef struct {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed, aligned(64))) tile_config;
-
 /* Tiles: 0, 1 = C (even / odd block), 2, 3 = A (x, even / odd), 4, 5 = B (weights, even / odd). */
 static void configure(int mr) {
-    tile_config c;
+    amx_tile_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int t = 0; t < 2; t++) {
@@ -77,30 +71,27 @@ AI void group_tile(const quant_mm_args *a, const uint8_t *packed, int g, int m0,
     __m512 acc[16];
     for (int i = 0; i < mr; i++)
         acc[i] = _mm512_setzero_ps();
+    /* one block: x tile A, weight tile B (Q4_0: unpacked into T first), C = A . B */
+#define BLOCK_MUL(C, A, B, T, rec_p, b)                                                            \
+    do {                                                                                           \
+        _tile_loadd(A, xr + (size_t)(b) * 32, stride);                                             \
+        if (q4) {                                                                                  \
+            unpack_q4(rec_p, T);                                                                   \
+            _tile_loadd(B, T, 64);                                                                 \
+        } else {                                                                                   \
+            _tile_loadd(B, rec_p, 64);                                                             \
+        }                                                                                          \
+        _tile_zero(C);                                                                             \
+        _tile_dpbssd(C, A, B);                                                                     \
+    } while (0)
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         const uint8_t *r0 = G + (size_t)b * rec, *r1 = r0 + rec;
         if (mr < 4)
             for (size_t l = 0; l < 2 * rec; l += 64)
                 _mm_prefetch((const char *)r0 + pf_ahead + l, _MM_HINT_T0);
-        _tile_loadd(2, xr + (size_t)b * 32, stride);
-        if (q4) {
-            unpack_q4(r0, t0);
-            _tile_loadd(4, t0, 64);
-        } else {
-            _tile_loadd(4, r0, 64);
-        }
-        _tile_zero(0);
-        _tile_dpbssd(0, 2, 4);
-        _tile_loadd(3, xr + (size_t)(b + 1) * 32, stride);
-        if (q4) {
-            unpack_q4(r1, t1);
-            _tile_loadd(5, t1, 64);
-        } else {
-            _tile_loadd(5, r1, 64);
-        }
-        _tile_zero(1);
-        _tile_dpbssd(1, 3, 5);
+        BLOCK_MUL(0, 2, 4, t0, r0, b);
+        BLOCK_MUL(1, 3, 5, t1, r1, b + 1);
         _tile_stored(0, c0, 64);
         scale_rows(acc, c0, a, m0, b, (const float *)(r0 + soff), mr);
         _tile_stored(1, c1, 64);
@@ -108,23 +99,12 @@ AI void group_tile(const quant_mm_args *a, const uint8_t *packed, int g, int m0,
     }
     if (b < nb) {
         const uint8_t *r0 = G + (size_t)b * rec;
-        _tile_loadd(2, xr + (size_t)b * 32, stride);
-        if (q4) {
-            unpack_q4(r0, t0);
-            _tile_loadd(4, t0, 64);
-        } else {
-            _tile_loadd(4, r0, 64);
-        }
-        _tile_zero(0);
-        _tile_dpbssd(0, 2, 4);
+        BLOCK_MUL(0, 2, 4, t0, r0, b);
         _tile_stored(0, c0, 64);
         scale_rows(acc, c0, a, m0, b, (const float *)(r0 + soff), mr);
     }
-    /* columns of this group inside [n0, n1) (and < N) */
-    int lo = n0 - g * 16, hi = n1 - g * 16;
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    const __mmask16 mk = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+#undef BLOCK_MUL
+    const __mmask16 mk = amx_group_mask(g, n0, n1); /* columns in [n0, n1) */
     const __m512 bias =
         a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
     for (int i = 0; i < mr; i++)

@@ -277,17 +277,15 @@ static void rows_task(void *ctx, int ith, int nth) {
     const quant_mm_job *j = ctx;
     long lo, hi;
     tp_split(j->N_total, 16, ith, nth, &lo, &hi);
-    int off = 0;
+    int off = 0, n0, n1;
     for (int p = 0; p < j->n_parts && lo < hi; off += j->parts[p].N, p++) {
-        long plo = lo > off ? lo : off, phi = hi < off + j->parts[p].N ? hi : off + j->parts[p].N;
-        if (plo >= phi) continue;
+        if (!kern_part_share(lo, hi, off, j->parts[p].N, &n0, &n1)) continue;
         quant_mm_args a = j->a;
         a.w = j->parts[p].w;
         a.N = j->parts[p].N;
         a.bias = j->parts[p].bias;
         a.y = j->parts[p].y;
         a.ldy = j->parts[p].ldy;
-        int n0 = (int)(plo - off), n1 = (int)(phi - off);
         if (j->path == KERN_MM_AMX)
             quant_amx_rows(&a, j->packed[p], n0, n1);
         else if (j->path == KERN_MM_AVX512)
