@@ -8,6 +8,7 @@
 #include "kernels/quant_amx.h"
 #include "kernels/tune.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,15 @@ void model_release_kernels(struct cllm_model *m) {
     free(v);
 }
 
+/* Append to a fixed report buffer (the report is a few lines; overflow truncates it). */
+static void put(char *s, size_t cap, size_t *len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(s + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) *len += (size_t)k < cap - *len ? (size_t)k : cap - 1 - *len;
+}
+
 cllm_status cllm_model_kernels(const cllm_model *m, char **text) {
     *text = NULL;
     int n = 0;
@@ -90,27 +100,31 @@ cllm_status cllm_model_kernels(const cllm_model *m, char **text) {
         free(s);
         return err_set(CLLM_ERR_NOMEM, "out of memory");
     }
-    len += (size_t)snprintf(s + len, cap - len, "cpu: %s (%s)\n", kern_cpu_model(), cpu_level_name());
+    put(s, cap, &len, "cpu: %s (%s)\n", kern_cpu_model(), cpu_level_name());
     int seen[DTYPE_COUNT] = {0};
     for (int i = 0; i < n; i++) {
         dtype t = v[i].wt;
         if (seen[t]++) continue;
         kern_tune_info in;
         kern_tune_get(t, &in);
-        int k = snprintf(s + len, cap - len, "kernels %-5s %-10s gemv prefetch %d tiles  %s", dtype_name(t),
-                         kern_mm_path_name(in.family), in.pf_tiles, kern_tune_source_name(in.source));
-        len += k > 0 && (size_t)k < cap - len ? (size_t)k : 0;
-        if (in.gemv_gbs > 0) {
-            k = snprintf(s + len, cap - len, " (%d threads: gemv %.1f GB/s, gemm M=64 %.1f GFLOP/s", in.threads,
-                         in.gemv_gbs, in.gemm_gflops);
-            len += k > 0 && (size_t)k < cap - len ? (size_t)k : 0;
-            if (in.source == KERN_TUNE_MEASURED) {
-                k = snprintf(s + len, cap - len, ", calibrated in %.2f s", in.seconds);
-                len += k > 0 && (size_t)k < cap - len ? (size_t)k : 0;
+        put(s, cap, &len, "kernels %-5s %-10s gemv prefetch %d tiles  %s", dtype_name(t),
+            kern_mm_path_name(in.family), in.pf_tiles, kern_tune_source_name(in.source));
+        if (in.gemv_gbs > 0)
+            put(s, cap, &len, " (%d threads: gemv %.1f GB/s, gemm M=64 %.1f GFLOP/s%s", in.threads,
+                in.gemv_gbs, in.gemm_gflops, in.source == KERN_TUNE_MEASURED ? "" : ")");
+        if (in.gemv_gbs > 0 && in.source == KERN_TUNE_MEASURED)
+            put(s, cap, &len, ", calibrated in %.2f s)", in.seconds);
+        int packed = 0;
+        size_t bytes = 0;
+        for (int j = i; j < n; j++)
+            if (v[j].wt == t && quant_amx_lookup(v[j].w, t, v[j].N, v[j].K)) {
+                packed++;
+                bytes += quant_amx_packed_bytes(t, v[j].N, v[j].K);
             }
-            len += (size_t)snprintf(s + len, cap - len, ")");
-        }
-        len += (size_t)snprintf(s + len, cap - len, "\n");
+        if (packed)
+            put(s, cap, &len, "; %d matrices repacked for amx (%.1f MiB)", packed,
+                bytes / 1048576.0);
+        put(s, cap, &len, "\n");
     }
     free(v);
     *text = s;
