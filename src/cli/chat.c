@@ -1,5 +1,7 @@
 /* chat.c - `cllm chat`: multi-turn chat with the model's own template. Each user line becomes a
- * message; the whole conversation is re-rendered and the reply streamed to stdout. */
+ * message; the whole conversation is re-rendered and the reply streamed to stdout. One engine
+ * lives for the whole chat: its prefix cache keeps the conversation's KV between turns, so a
+ * turn evaluates only the new tokens (plus the last, partly filled KV block). */
 #include "cli/cli.h"
 #include "cli/genopts.h"
 
@@ -18,8 +20,9 @@ static const char *k_chat_help =
     "\n"
     "  -m, --model DIR          Hugging Face model folder (required)\n"
     "  --system TEXT            system message at the start of the conversation\n"
-    "%s"
-    "  -v, --verbose            print timings to stderr after each reply\n"
+    "%s%s"
+    "  -v, --verbose            print timings (and prefix-cache hits) to stderr after each\n"
+    "                           reply\n"
     "  -h, --help               this help\n";
 
 typedef struct reply {
@@ -27,9 +30,10 @@ typedef struct reply {
     size_t len, cap;
 } reply;
 
-static int on_token(void *user, int32_t id, const char *text, size_t len) {
+static int on_token(void *user, const cllm_event *ev) {
     reply *r = user;
-    (void)id;
+    const char *text = ev->text;
+    size_t len = ev->len;
     if (!len) return 0;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
@@ -54,17 +58,16 @@ static json_t *conversation_new(const char *system) {
 }
 
 /* One turn: render, tokenize, generate; appends the assistant reply to msgs. */
-static bool turn(cllm_model *m, cllm_session **s, const gen_opts *o, const cllm_chat_template *ct,
+static bool turn(cllm_model *m, cllm_engine *e, const gen_opts *o, const cllm_chat_template *ct,
                  json_t *msgs, bool verbose) {
     size_t n_ids = 0;
     int32_t *ids = NULL;
     reply r = {0};
     bool ok = false;
     cllm_gen_stats st;
-    cllm_gen_params gp = gen_opts_params(o);
     if (!gen_conversation_ids(m, ct, msgs, NULL, NULL, &ids, &n_ids)) goto done;
-    if (!*s && !gen_opts_session(o, m, o->ctx > 0 ? o->ctx : 4096, s)) goto done;
-    if (cllm_generate(*s, ids, n_ids, &o->sp, &gp, on_token, &r, &st)) {
+    cllm_request rq = gen_opts_request(o, ids, n_ids);
+    if (cllm_generate(e, &rq, on_token, &r, &st)) {
         fputc('\n', stdout);
         cli_fail("%s", cllm_last_error());
         goto done;
@@ -86,7 +89,7 @@ int cmd_chat(int argc, char **argv) {
     bool verbose = false;
     int rc = 1;
     cllm_model *m = NULL;
-    cllm_session *s = NULL;
+    cllm_engine *e = NULL;
     cllm_chat_template *ct = NULL;
     json_t *msgs = NULL;
     char *line = NULL;
@@ -99,7 +102,7 @@ int cmd_chat(int argc, char **argv) {
         if (r < 0) goto out;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf(k_chat_help, k_gen_opts_help);
+            printf(k_chat_help, k_gen_opts_help, k_eng_opts_help);
             rc = 0;
             goto out;
         } else if (!strcmp(a, "--system")) {
@@ -120,7 +123,7 @@ int cmd_chat(int argc, char **argv) {
         cli_fail("%s", cllm_last_error());
         goto out;
     }
-    if (!gen_opts_load(&o, true, &m)) goto out;
+    if (!gen_opts_load(&o, true, &m) || !gen_opts_engine(&o, m, 4096, &e)) goto out;
     if (!(msgs = conversation_new(system))) goto out;
     bool tty = isatty(0);
     for (;;) {
@@ -145,14 +148,14 @@ int cmd_chat(int argc, char **argv) {
             goto out;
         }
         json_array_append_new(msgs, um);
-        if (!turn(m, &s, &o, ct, msgs, verbose)) goto out;
+        if (!turn(m, e, &o, ct, msgs, verbose)) goto out;
     }
     rc = 0;
 out:
     free(line);
     json_decref(msgs);
     cllm_chat_template_free(ct);
-    cllm_session_free(s);
+    cllm_engine_free(e);
     cllm_model_free(m);
     gen_opts_free(&o);
     return rc;
