@@ -190,18 +190,31 @@ void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
                                                   : "length");
 }
 
-bool gen_conversation_ids(const cllm_model *m, const cllm_chat_template *ct, const json_t *messages,
-                          const json_t *tools, const char *where, int32_t **ids, size_t *n) {
+cllm_status gen_conversation_text(const cllm_chat_template *ct, const json_t *messages,
+                                  const json_t *tools, bool add_generation_prompt, char **text,
+                                  size_t *len) {
+    *text = NULL;
     json_t *conv = json_pack("{sO}", "messages", messages);
     if (conv && tools) json_object_set(conv, "tools", (json_t *)tools);
-    char *js = conv ? json_dumps(conv, JSON_COMPACT) : NULL, *text = NULL;
-    size_t len;
+    char *js = conv ? json_dumps(conv, JSON_COMPACT) : NULL;
     json_decref(conv);
-    if (!js) return cli_fail("out of memory"), false;
-    bool ok = !cllm_chat_render(ct, js, (size_t)-1, 1, &text, &len, NULL, NULL, NULL) &&
-              !cllm_tokenize(m, text, len, 0, 1, ids, n);
-    if (!ok) cli_fail("%s%s%s", where ? where : "", where ? ": " : "", cllm_last_error());
+    if (!js) return CLLM_ERR_NOMEM;
+    cllm_status st =
+        cllm_chat_render(ct, js, (size_t)-1, add_generation_prompt, text, len, NULL, NULL, NULL);
     free(js);
+    return st;
+}
+
+bool gen_conversation_ids(const cllm_model *m, const cllm_chat_template *ct, const json_t *messages,
+                          const json_t *tools, const char *where, int32_t **ids, size_t *n) {
+    char *text = NULL;
+    size_t len;
+    cllm_status st = gen_conversation_text(ct, messages, tools, true, &text, &len);
+    bool ok = !st && !cllm_tokenize(m, text, len, 0, 1, ids, n);
+    if (st == CLLM_ERR_NOMEM && !text)
+        cli_fail("out of memory");
+    else if (!ok)
+        cli_fail("%s%s%s", where ? where : "", where ? ": " : "", cllm_last_error());
     free(text);
     return ok;
 }

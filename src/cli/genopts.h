@@ -36,6 +36,11 @@ bool gen_opts_load(const gen_opts *o, bool need_tokenizer, cllm_model **m);
 bool gen_opts_engine(const gen_opts *o, cllm_model *m, long n_tokens, cllm_engine **e);
 /* A request for prompt ids with the sampling, limits and stop strings of o. */
 cllm_request gen_opts_request(const gen_opts *o, const int32_t *ids, size_t n);
+/* Render a conversation (messages, tools or NULL) with a chat template. *text is malloc'd.
+ * CLLM_ERR_NOMEM without a message set; other errors set cllm_last_error(). */
+cllm_status gen_conversation_text(const cllm_chat_template *ct, const json_t *messages,
+                                  const json_t *tools, bool add_generation_prompt, char **text,
+                                  size_t *len);
 /* Render a conversation with the model's template (plus the generation prompt) and tokenize it
  * the way every conversation is tokenized here: no post-processor BOS (the template writes it),
  * special-token text parsed. Errors printed (prefixed with `where` when not NULL). */
