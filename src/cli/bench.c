@@ -27,9 +27,11 @@ static const char *k_bench_help =
     "...)\n"
     "%s"
     "\n"
-    "Token ids are pseudo-random; the tg steps sample greedily (an argmax, as cheap as "
-    "llama-bench's\n"
-    "no sampling). The prefix cache is always off here. 0 disables a test.\n"
+    "Token ids are pseudo-random. Both tests run on the engine with one request: ppN evaluates N\n"
+    "prompt tokens without sampling, tgN runs N single-token steps (greedy: one argmax per token,\n"
+    "EOS ignored). The test sizes the KV cache itself and turns the prefix cache off, so -c,\n"
+    "--kv-memory, --max-seqs, --max-model-len and --no-prefix-cache have no effect here.\n"
+    "0 disables a test.\n"
     "\n"
     "cllm bench --serve ...  offline serving throughput (see cllm bench --serve --help)\n";
 
