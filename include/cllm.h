@@ -392,14 +392,16 @@ cllm_status cllm_engine_check(cllm_engine *e);
  *
  * A thin layer over the engine: submit, then cllm_engine_step until the request finishes. Keep
  * the engine between calls and a prompt that extends an earlier one (a chat's next turn) is
- * served from the prefix cache: only the KV blocks that are not already full and cached are
- * evaluated again (at most block_size - 1 old tokens plus the new ones). */
+ * served from the prefix cache: only tokens outside the cached full KV blocks are evaluated,
+ * i.e. at most block_size - 1 tokens that already had KV, plus the ones that never had: the
+ * earlier reply's last token (sampled, never evaluated) and the new ones. */
 
 typedef struct cllm_gen_stats {
     int n_prompt;              /* prompt tokens */
     int n_cached;              /* of those, served by the prefix cache (not evaluated) */
     int n_gen;                 /* tokens generated */
-    double t_prompt;           /* seconds from the call until the prompt is evaluated */
+    double t_prompt;           /* seconds from the call until the prompt is evaluated (the
+                                  step that finishes it also samples the first token) */
     double t_first_token;      /* seconds from the call until the first token (or the end) */
     double t_gen;              /* seconds from the first token to the last */
     cllm_finish_reason finish; /* STOP, LENGTH, or CANCELLED when the callback asked to stop */
