@@ -5,14 +5,18 @@
  *   cllm_model_params mp = cllm_model_default_params();
  *   if (cllm_model_load("path/to/hf-folder", &mp, &m) != CLLM_OK)
  *       fprintf(stderr, "%s\n", cllm_last_error());
- *   cllm_session *s;
- *   cllm_session_params sp = cllm_session_default_params();
- *   cllm_session_create(m, &sp, &s);
- *   int32_t *ids; size_t n;
- *   cllm_tokenize(m, "Once upon a time", 16, 1, 1, &ids, &n);
- *   cllm_sampling_params sa = cllm_sampling_default_params();
- *   cllm_generate(s, ids, n, &sa, on_token, user, &stats);
- *   cllm_free(ids); cllm_session_free(s); cllm_model_free(m);
+ *   cllm_engine *e;
+ *   cllm_engine_params ep = cllm_engine_default_params();
+ *   cllm_engine_create(m, &ep, &e);
+ *   cllm_request r = cllm_request_default();
+ *   r.text = "Once upon a time"; r.max_tokens = 64;
+ *   cllm_gen_stats stats;
+ *   cllm_generate(e, &r, on_token, user, &stats);   (on_token(user, ev): ev->text, ev->len)
+ *   cllm_engine_free(e); cllm_model_free(m);
+ *
+ * cllm_generate runs one request to its end on the calling thread; many requests at once go
+ * through cllm_engine_submit / cllm_engine_step directly (see the engine section). Both are the
+ * same generation loop.
  *
  * Every function that can fail returns a cllm_status; on failure cllm_last_error() (per thread)
  * says what and where. Whoever creates an object frees it; *_free(NULL) is a no-op. */
@@ -246,62 +250,11 @@ typedef struct cllm_sampling_params {
 
 cllm_sampling_params cllm_sampling_default_params(void);
 
-/* ---- a generation session: one sequence with its paged KV cache ---- */
-
 typedef enum cllm_kv_type { CLLM_KV_AUTO = 0, CLLM_KV_F32, CLLM_KV_F16, CLLM_KV_BF16 } cllm_kv_type;
 
-typedef struct cllm_session_params {
-    int n_ctx;      /* tokens of KV cache; <= 0: the model's context length (capped at 4096) */
-    int block_size; /* tokens per KV block (default 16) */
-    cllm_kv_type kv_type;
-    int n_batch; /* max prompt tokens per forward call (default 512) */
-} cllm_session_params;
-
-cllm_session_params cllm_session_default_params(void);
-
-typedef struct cllm_session cllm_session;
-cllm_status cllm_session_create(cllm_model *m, const cllm_session_params *p, cllm_session **out);
-void cllm_session_free(cllm_session *s);
-
-typedef enum cllm_finish {
-    CLLM_FINISH_LENGTH = 0,
-    CLLM_FINISH_EOS,
-    CLLM_FINISH_STOP,
-    CLLM_FINISH_ABORT
-} cllm_finish;
-
-typedef struct cllm_gen_params {
-    int max_tokens;          /* new tokens */
-    const char *const *stop; /* stop strings (not emitted) */
-    int n_stop;
-    int ignore_eos;
-    float *logits_out; /* optional: max_tokens * vocab floats, the logits of each step */
-} cllm_gen_params;
-
-typedef struct cllm_gen_stats {
-    int n_prompt, n_gen;
-    double t_prompt, t_first_token, t_gen; /* seconds: prompt eval, until first token, decode */
-    cllm_finish finish;
-} cllm_gen_stats;
-
-/* Called for each generated token with the text it completes (may be empty while a UTF-8
- * character or a possible stop string is pending). Return non-zero to stop. */
-typedef int (*cllm_token_cb)(void *user, int32_t id, const char *text, size_t len);
-
-/* Reset the session, evaluate the prompt (at least one token), then sample until a stop
- * condition. Text callbacks need a tokenizer; without one text is NULL. */
-cllm_status cllm_generate(cllm_session *s, const int32_t *prompt, size_t n_prompt,
-                          const cllm_sampling_params *sp, const cllm_gen_params *gp,
-                          cllm_token_cb cb, void *user, cllm_gen_stats *stats);
-
-/* Evaluate tokens (no sampling) for benchmarks: n tokens at positions pos0.. of the session's
- * sequence, in chunks of n_batch; logits only for the last one. */
-cllm_status cllm_session_eval(cllm_session *s, const int32_t *ids, size_t n, int pos0);
-/* The logits [vocab] of the last token evaluated (valid until the next call). */
-const float *cllm_session_logits(const cllm_session *s);
-
-/* ---- serving engine: many requests at once (continuous batching, paged KV with prefix
- * caching, chunked prefill, preemption by recompute) ----
+/* ---- the engine: the one generation loop (continuous batching, paged KV with prefix
+ * caching, chunked prefill, preemption by recompute). Serving many requests and generating one
+ * (cllm_generate below) are the same code. ----
  *
  *   cllm_engine *e;
  *   cllm_engine_params ep = cllm_engine_default_params();
@@ -324,15 +277,17 @@ const float *cllm_session_logits(const cllm_session *s);
 typedef struct cllm_engine cllm_engine;
 typedef int64_t cllm_request_id;
 
+/* The one parameter set for an engine, whether it serves many requests or generates one. */
 typedef struct cllm_engine_params {
     int64_t kv_memory; /* KV budget in bytes; <= 0: use kv_tokens */
     int kv_tokens;     /* KV budget in tokens when kv_memory <= 0; <= 0: 16384 */
     int block_size;    /* tokens per KV block (default 16) */
     cllm_kv_type kv_type;
-    int max_batched_tokens; /* tokens per step (default 512) */
+    int max_batched_tokens; /* tokens per step = the largest prompt chunk per forward (default
+                               512) */
     int max_seqs;           /* running sequences per step (default 64) */
     int no_prefix_cache;    /* disable prefix caching */
-    int max_model_len;      /* per-request context; <= 0: the model's */
+    int max_model_len;      /* per-request context (prompt + max_tokens); <= 0: the model's */
 } cllm_engine_params;
 
 cllm_engine_params cllm_engine_default_params(void);
@@ -342,7 +297,9 @@ typedef struct cllm_request {
     size_t n_prompt;
     const char *text;
     cllm_sampling_params sampling;
-    int max_tokens;          /* >= 1 */
+    int max_tokens;          /* >= 0; 0: evaluate the prompt only (no token is sampled; the
+                                logits hook sees the last prompt token's row as index 0), then
+                                finish with CLLM_REASON_LENGTH */
     const char *const *stop; /* stop strings (copied; not emitted) */
     int n_stop;
     int ignore_eos;
@@ -430,6 +387,37 @@ typedef void (*cllm_logits_hook)(void *user, cllm_request_id id, int index, cons
 void cllm_engine_set_logits_hook(cllm_engine *e, cllm_logits_hook hook, void *user);
 /* Check the KV pool's invariants against every live sequence (CLLM_ERR_INTERNAL on violation). */
 cllm_status cllm_engine_check(cllm_engine *e);
+
+/* ---- generation: one request run to its end on the calling thread ----
+ *
+ * A thin layer over the engine: submit, then cllm_engine_step until the request finishes. Keep
+ * the engine between calls and a prompt that extends an earlier one (a chat's next turn) is
+ * served from the prefix cache: only tokens outside the cached full KV blocks are evaluated,
+ * i.e. at most block_size - 1 tokens that already had KV, plus the ones that never had: the
+ * earlier reply's last token (sampled, never evaluated) and the new ones. */
+
+typedef struct cllm_gen_stats {
+    int n_prompt;              /* prompt tokens */
+    int n_cached;              /* of those, served by the prefix cache (not evaluated) */
+    int n_gen;                 /* tokens generated */
+    double t_prompt;           /* seconds from the call until the prompt is evaluated (the
+                                  step that finishes it also samples the first token) */
+    double t_first_token;      /* seconds from the call until the first token (or the end) */
+    double t_gen;              /* seconds from the first token to the last */
+    cllm_finish_reason finish; /* STOP, LENGTH, or CANCELLED when the callback asked to stop */
+    int eos;                   /* finish == CLLM_REASON_STOP because of an end-of-sequence token
+                                  (else a stop string) */
+} cllm_gen_stats;
+
+/* Called with each event of the request (ev->token: the new token or -1; ev->text / ev->len:
+ * newly completed text, NULL without a tokenizer; the last event has ev->finished set). Return
+ * non-zero to stop: the request is cancelled and no further events are delivered. */
+typedef int (*cllm_token_cb)(void *user, const cllm_event *ev);
+
+/* Run r on e (which must have no other requests) until it finishes. cb may be NULL. Errors of
+ * cllm_engine_submit (bad ids or parameters, limits) and of the forward pass are returned. */
+cllm_status cllm_generate(cllm_engine *e, const cllm_request *r, cllm_token_cb cb, void *user,
+                          cllm_gen_stats *stats);
 
 #ifdef __cplusplus
 }

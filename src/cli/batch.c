@@ -116,8 +116,7 @@ static const char *reason_name(cllm_finish_reason r) {
                                         : "error";
 }
 
-int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m, const char *in,
-                  const char *out) {
+int cli_run_batch(const gen_opts *o, cllm_model *m, const char *in, const char *out) {
     json_error_t je;
     json_t *root = json_load_file(in, JSON_DECODE_INT_AS_REAL, &je), *reqs = NULL;
     batch_req *br = NULL;
@@ -150,19 +149,14 @@ int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m
             !request_ids(m, o->model, r, where, &ct, &br[i].ids, &br[i].n_ids))
             goto done;
     }
-    if (cllm_engine_create(m, ep, &e)) {
+    if (cllm_engine_create(m, &o->eng.ep, &e)) {
         cli_fail("%s", cllm_last_error());
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
-        cllm_request r = cllm_request_default();
-        r.prompt = br[i].ids;
-        r.n_prompt = br[i].n_ids;
+        cllm_request r = gen_opts_request(o, br[i].ids, br[i].n_ids);
         r.sampling = br[i].sp;
         r.max_tokens = br[i].max_tokens;
-        r.stop = (const char *const *)o->stops;
-        r.n_stop = o->n_stops;
-        r.ignore_eos = o->ignore_eos;
         if (cllm_engine_submit(e, &r, &br[i].id)) {
             cli_fail("%s: request %zu: %s", in, i, cllm_last_error());
             goto done;

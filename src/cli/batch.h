@@ -4,8 +4,7 @@
 
 #include "cli/genopts.h"
 
-/* Returns the process exit code (errors printed). */
-int cli_run_batch(const gen_opts *o, const cllm_engine_params *ep, cllm_model *m, const char *in,
-                  const char *out);
+/* Returns the process exit code (errors printed). The engine gets o->eng's options. */
+int cli_run_batch(const gen_opts *o, cllm_model *m, const char *in, const char *out);
 
 #endif

@@ -1,6 +1,9 @@
 /* bench.c - `cllm bench`: llama-bench style prompt-processing (ppN) and text-generation (tgN)
- * throughput, mean ± stddev over repetitions, as a markdown table. */
+ * throughput, mean ± stddev over repetitions, as a markdown table. Both run on the engine: ppN is
+ * one request of N prompt tokens with max_tokens 0 (prefill in chunks of -b, no sampling), tgN
+ * one request of 1 prompt token generating N (N single-token forwards, greedy, EOS ignored). */
 #include "cli/cli.h"
+#include "cli/engopts.h"
 
 #include "base/clock.h"
 #include "base/cpu.h"
@@ -14,21 +17,30 @@ static const char *k_bench_help =
     "usage: cllm bench -m MODEL_DIR [-p N[,N...]] [-n N[,N...]] [-t N] [-r N] [-b N] [--kv-type "
     "T]\n"
     "\n"
-    "  -m, --model DIR         model folder (a tokenizer is not needed)\n"
-    "  -p, --n-prompt LIST     prompt lengths to test (ppN: N tokens in batches of -b); default "
+    "  -m, --model DIR          model folder (a tokenizer is not needed)\n"
+    "  -p, --n-prompt LIST      prompt lengths to test (ppN: N tokens in batches of -b); default "
     "512\n"
-    "  -n, --n-gen LIST        generation lengths to test (tgN: N single-token steps); default "
+    "  -n, --n-gen LIST         generation lengths to test (tgN: N single-token steps); default "
     "128\n"
-    "  -t, --threads N         threads (default: number of CPUs)\n"
-    "  -r, --repetitions N     repetitions per test after one warm-up run (default 5)\n"
-    "  -b, --batch-size N      prompt batch size (default 512)\n"
-    "  --kv-type f32|f16|bf16  KV cache element type (default: the model's dtype)\n"
-    "  --quant TYPE            quantize the weights in memory at load (q8_0, q4_0, q4_k, q6_k, "
+    "  -r, --repetitions N      repetitions per test after one warm-up run (default 5)\n"
+    "  --quant TYPE             quantize the weights in memory at load (q8_0, q4_0, q4_k, q6_k, "
     "...)\n"
+    "%s"
     "\n"
-    "Token ids are pseudo-random; no sampling is timed (as llama-bench). 0 disables a test.\n"
+    "Token ids are pseudo-random. Both tests run on the engine with one request: ppN evaluates N\n"
+    "prompt tokens without sampling, tgN runs N single-token steps (greedy: one argmax per token,\n"
+    "EOS ignored). The test sizes the KV cache itself and turns the prefix cache off, so -c,\n"
+    "--kv-memory, --max-seqs, --max-model-len and --no-prefix-cache have no effect here.\n"
+    "0 disables a test.\n"
     "\n"
     "cllm bench --serve ...  offline serving throughput (see cllm bench --serve --help)\n";
+
+typedef struct bench_args {
+    eng_opts eng;
+    const char *model, *quant;
+    long *pp, *tg, reps;
+    int npp, ntg;
+} bench_args;
 
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
@@ -41,159 +53,147 @@ static void stats(const double *v, int n, double *mean, double *sd) {
 }
 
 /* one run; returns seconds or < 0 on error */
-static double run_test(cllm_session *s, const int32_t *ids, int n, bool is_pp) {
+static double run_test(cllm_engine *e, const int32_t *ids, int n, bool is_pp) {
+    cllm_request r = cllm_request_default();
+    r.prompt = ids;
+    r.n_prompt = is_pp ? (size_t)n : 1;
+    r.max_tokens = is_pp ? 0 : n;
+    r.ignore_eos = 1;
     double t0 = clock_now();
-    if (is_pp) {
-        if (cllm_session_eval(s, ids, (size_t)n, 0)) return -1;
-    } else {
-        for (int i = 0; i < n; i++)
-            if (cllm_session_eval(s, ids + i, 1, i)) return -1;
-    }
+    if (cllm_generate(e, &r, NULL, NULL, NULL)) return -1;
     return clock_now() - t0;
 }
 
-int cmd_bench(int argc, char **argv) {
-    const char *model = NULL;
-    long *pp = NULL, *tg = NULL, threads = 0, reps = 5, batch = 512;
-    int npp = 0, ntg = 0, rc = 1;
-    cllm_kv_type kv_type = CLLM_KV_AUTO;
-    const char *quant = NULL;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--serve")) return cmd_bench_serve(argc, argv);
+/* 1: parsed; 0: help printed; -1: error printed. */
+static int parse_args(bench_args *b, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
+        int r = eng_opts_parse(&b->eng, argc, argv, &i);
+        if (r) {
+            if (r < 0) return -1;
+            continue;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(k_bench_help, stdout);
-            rc = 0;
-            goto out;
+            printf(k_bench_help, k_eng_opts_help);
+            return 0;
         }
-        if (!(v = cli_value(argc, argv, &i))) goto out;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
-            model = v;
-        else if (!strcmp(a, "--quant"))
-            quant = v;
-        else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
-            free(pp);
-            if (!cli_int_list(a, v, 0, 1 << 20, &pp, &npp)) goto out;
+        if (!(v = cli_value(argc, argv, &i))) return -1;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            b->model = v;
+        } else if (!strcmp(a, "--quant")) {
+            b->quant = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            free(b->pp);
+            if (!cli_int_list(a, v, 0, 1 << 20, &b->pp, &b->npp)) return -1;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
-            free(tg);
-            if (!cli_int_list(a, v, 0, 1 << 20, &tg, &ntg)) goto out;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_int(a, v, 1, 256, &threads)) goto out;
+            free(b->tg);
+            if (!cli_int_list(a, v, 0, 1 << 20, &b->tg, &b->ntg)) return -1;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
-            if (!cli_int(a, v, 1, 1000, &reps)) goto out;
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (!cli_int(a, v, 1, 65536, &batch)) goto out;
-        } else if (!strcmp(a, "--kv-type")) {
-            if (!strcmp(v, "f32"))
-                kv_type = CLLM_KV_F32;
-            else if (!strcmp(v, "f16"))
-                kv_type = CLLM_KV_F16;
-            else if (!strcmp(v, "bf16"))
-                kv_type = CLLM_KV_BF16;
-            else {
-                cli_fail("--kv-type: expected f32, f16 or bf16");
-                goto out;
-            }
+            if (!cli_int(a, v, 1, 1000, &b->reps)) return -1;
         } else {
-            cli_fail("bench: unknown option '%s' (see cllm bench --help)", a);
-            goto out;
+            return cli_fail("bench: unknown option '%s' (see cllm bench --help)", a), -1;
         }
     }
-    if (!model) {
-        cli_fail("bench: -m MODEL_DIR is required");
-        goto out;
-    }
-    if (!pp) {
-        pp = malloc(sizeof(long));
-        pp[0] = 512;
-        npp = 1;
-    }
-    if (!tg) {
-        tg = malloc(sizeof(long));
-        tg[0] = 128;
-        ntg = 1;
-    }
+    if (!b->model) return cli_fail("bench: -m MODEL_DIR is required"), -1;
+    if (!b->pp && !cli_int_list("-p", "512", 0, 1 << 20, &b->pp, &b->npp)) return -1;
+    if (!b->tg && !cli_int_list("-n", "128", 0, 1 << 20, &b->tg, &b->ntg)) return -1;
+    return 1;
+}
 
-    cllm_model_params mp = cllm_model_default_params();
-    mp.n_threads = (int)threads;
+/* The model and a one-request engine with room for every test (pp N: N tokens; tg N: 1 + N). */
+static bool load(const bench_args *b, cllm_model **m, cllm_engine **e, long *max_n) {
+    cllm_model_params mp = eng_opts_model_params(&b->eng);
     mp.skip_tokenizer = 1;
-    mp.quant = quant;
-    cllm_model *m;
-    if (cllm_model_load(model, &mp, &m)) {
-        cli_fail("%s", cllm_last_error());
-        goto out;
+    mp.quant = b->quant;
+    if (cllm_model_load(b->model, &mp, m)) return cli_fail("%s", cllm_last_error()), false;
+    cllm_model_info info;
+    cllm_model_get_info(*m, &info);
+    long need = 1;
+    *max_n = 1;
+    for (int i = 0; i < b->npp; i++) {
+        need = b->pp[i] > need ? b->pp[i] : need;
+        *max_n = b->pp[i] > *max_n ? b->pp[i] : *max_n;
     }
+    for (int i = 0; i < b->ntg; i++) {
+        need = b->tg[i] + 1 > need ? b->tg[i] + 1 : need;
+        *max_n = b->tg[i] > *max_n ? b->tg[i] : *max_n;
+    }
+    if (need > info.max_ctx)
+        return cli_fail("bench: %ld tokens exceed the model's context %d", need, info.max_ctx),
+               false;
+    cllm_engine_params ep = b->eng.ep;
+    ep.kv_tokens = ep.max_model_len = (int)need;
+    ep.kv_memory = 0;
+    ep.max_seqs = 1;
+    ep.no_prefix_cache = 1; /* every repetition evaluates its tokens again */
+    if (cllm_engine_create(*m, &ep, e)) return cli_fail("%s", cllm_last_error()), false;
+    return true;
+}
+
+/* One table row: a warm-up run, then the repetitions. */
+static bool bench_row(cllm_engine *e, const bench_args *b, const cllm_model_info *info,
+                      const int32_t *ids, int n, bool is_pp, double *t) {
+    if (run_test(e, ids, n, is_pp) < 0) return cli_fail("%s", cllm_last_error()), false;
+    for (int r = 0; r < b->reps; r++) {
+        double sec = run_test(e, ids, n, is_pp);
+        if (sec < 0) return cli_fail("%s", cllm_last_error()), false;
+        t[r] = n / sec;
+    }
+    double mean, sd;
+    stats(t, (int)b->reps, &mean, &sd);
+    const char *base = strrchr(b->model, '/');
+    base = base && base[1] ? base + 1 : b->model;
+    printf("| %s %s | %.2f MiB | %.2f M | CPU %s | %d | %s%d | %.2f ± %.2f |\n", base,
+           info->weight_dtypes, info->weight_bytes / 1048576.0, info->n_params / 1e6,
+           cpu_level_name(), b->eng.threads, is_pp ? "pp" : "tg", n, mean, sd);
+    fflush(stdout);
+    return true;
+}
+
+int cmd_bench(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--serve")) return cmd_bench_serve(argc, argv);
+    bench_args b = {.reps = 5};
+    eng_opts_init(&b.eng);
+    cllm_model *m = NULL;
+    cllm_engine *e = NULL;
+    int32_t *ids = NULL;
+    double *t = NULL;
+    long max_n;
+    int r = parse_args(&b, argc, argv), rc = r < 0 ? 1 : 0;
+    if (r <= 0) goto out;
+    rc = 1;
+    if (!load(&b, &m, &e, &max_n)) goto out;
     cllm_model_info info;
     cllm_model_get_info(m, &info);
-    long max_n = 1;
-    for (int i = 0; i < npp; i++)
-        max_n = pp[i] > max_n ? pp[i] : max_n;
-    for (int i = 0; i < ntg; i++)
-        max_n = tg[i] > max_n ? tg[i] : max_n;
-    if (max_n > info.max_ctx) {
-        cli_fail("bench: %ld tokens exceed the model's context %d", max_n, info.max_ctx);
-        cllm_model_free(m);
+    ids = malloc(sizeof(int32_t) * (size_t)max_n);
+    t = malloc(sizeof(double) * (size_t)b.reps);
+    if (!ids || !t) {
+        cli_fail("out of memory");
         goto out;
     }
-    cllm_session_params sp = cllm_session_default_params();
-    sp.n_ctx = (int)max_n;
-    sp.n_batch = (int)batch;
-    sp.kv_type = kv_type;
-    cllm_session *s;
-    if (cllm_session_create(m, &sp, &s)) {
-        cli_fail("%s", cllm_last_error());
-        cllm_model_free(m);
-        goto out;
-    }
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)max_n);
-    double *t = malloc(sizeof(double) * (size_t)reps);
     uint64_t x = 0x9e3779b97f4a7c15ull;
     for (long i = 0; i < max_n; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         ids[i] = (int32_t)(x % (uint64_t)info.vocab_size);
     }
-    const char *base = strrchr(model, '/');
-    base = base && base[1] ? base + 1 : model;
     char *kern = NULL;
     if (cllm_model_kernels(m, &kern) == CLLM_OK) fputs(kern, stdout);
     cllm_free(kern);
     printf("| model | size | params | backend | threads | test | t/s |\n");
     printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
-    for (int pass = 0; pass < 2; pass++) {
-        long *list = pass ? tg : pp;
-        int nl = pass ? ntg : npp;
-        for (int k = 0; k < nl; k++) {
-            if (list[k] == 0) continue;
-            int n = (int)list[k];
-            if (run_test(s, ids, n, !pass) < 0) {
-                cli_fail("%s", cllm_last_error());
-                goto done;
-            }
-            for (int r = 0; r < reps; r++) {
-                double sec = run_test(s, ids, n, !pass);
-                if (sec < 0) {
-                    cli_fail("%s", cllm_last_error());
-                    goto done;
-                }
-                t[r] = n / sec;
-            }
-            double mean, sd;
-            stats(t, (int)reps, &mean, &sd);
-            printf("| %s %s | %.2f MiB | %.2f M | CPU %s | %ld | %s%d | %.2f ± %.2f |\n", base,
-                   info.weight_dtypes, info.weight_bytes / 1048576.0, info.n_params / 1e6,
-                   cpu_level_name(), threads ? threads : (long)0, pass ? "tg" : "pp", n, mean, sd);
-            fflush(stdout);
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < (pass ? b.ntg : b.npp); k++) {
+            long n = pass ? b.tg[k] : b.pp[k];
+            if (n && !bench_row(e, &b, &info, ids, (int)n, !pass, t)) goto out;
         }
-    }
     rc = 0;
-done:
+out:
     free(ids);
     free(t);
-    cllm_session_free(s);
+    cllm_engine_free(e);
     cllm_model_free(m);
-out:
-    free(pp);
-    free(tg);
+    free(b.pp);
+    free(b.tg);
     return rc;
 }

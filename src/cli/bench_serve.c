@@ -2,11 +2,11 @@
  * vLLM's throughput benchmark): N requests of random token ids, EOS ignored, at most C in the
  * engine at a time; output tokens/s, requests/s, TTFT / TPOT percentiles, prefix-cache hits. */
 #include "cli/cli.h"
+#include "cli/engopts.h"
 
 #include "base/clock.h"
 #include "base/cpu.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,17 +31,9 @@ static const char *k_serve_help =
     "                             (default 0)\n"
     "  --shared-prefix L          all prompts start with the same L tokens (L <= P), then\n"
     "                             distinct ones (default 0)\n"
-    "  --kv-memory SIZE           KV pool budget: BYTES, NKiB, NMiB or NGiB\n"
-    "  -c, --ctx-size N           KV pool budget in tokens (when --kv-memory is not given;\n"
-    "                             default: the engine's, 16384)\n"
-    "  --max-seqs N               running sequences per step (default: the engine's, 64)\n"
-    "  --max-batched-tokens N     tokens per step (default: the engine's, 512)\n"
-    "  --block-size N             tokens per KV block (default: the engine's, 16)\n"
-    "  --kv-type f32|f16|bf16     KV cache element type (default: the model's dtype)\n"
-    "  --no-prefix-cache          disable prefix caching\n"
     "  --no-single                skip the single-stream comparison run\n"
-    "  -t, --threads N            threads (default: number of CPUs)\n"
     "  -h, --help                 this help\n"
+    "%s"
     "\n"
     "Reports total output tokens/s, requests/s, prompt tokens submitted vs computed (prefix-\n"
     "cache hits), TTFT (submit to first token) and TPOT (time per output token after the first)\n"
@@ -50,8 +42,8 @@ static const char *k_serve_help =
 
 typedef struct serve_opts {
     const char *model;
-    long requests, prompt_len, gen_len, concurrency, shared_prefix, threads;
-    cllm_engine_params ep;
+    long requests, prompt_len, gen_len, concurrency, shared_prefix;
+    eng_opts eng;
     double rate; /* requests per second; 0: none */
     bool single;
 } serve_opts;
@@ -66,30 +58,6 @@ typedef struct req_state {
 static uint64_t xorshift(uint64_t *x) {
     *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
     return *x;
-}
-
-/* "123", "64KiB", "512MiB", "2GiB" (also K/M/G, KB/MB/GB as binary units) */
-static bool parse_bytes(const char *opt, const char *s, int64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul = 1;
-    if (!strcmp(end, "") || !strcmp(end, "B"))
-        mul = 1;
-    else if (!strcmp(end, "K") || !strcmp(end, "KiB") || !strcmp(end, "KB"))
-        mul = 1024.0;
-    else if (!strcmp(end, "M") || !strcmp(end, "MiB") || !strcmp(end, "MB"))
-        mul = 1048576.0;
-    else if (!strcmp(end, "G") || !strcmp(end, "GiB") || !strcmp(end, "GB"))
-        mul = 1073741824.0;
-    else
-        end = NULL;
-    if (errno || !end || end == s || !(v > 0) || v * mul > 1e15) {
-        cli_fail("%s: expected BYTES, NKiB, NMiB or NGiB, got '%s'", opt, s);
-        return false;
-    }
-    *out = (int64_t)(v * mul);
-    return true;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -225,16 +193,16 @@ static bool parse_opts(int argc, char **argv, serve_opts *o, int *rc) {
     *rc = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        long x;
+        int r = eng_opts_parse(&o->eng, argc, argv, &i);
+        if (r) {
+            if (r < 0) return false;
+            continue;
+        }
         if (!strcmp(a, "--serve")) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(k_serve_help, stdout);
+            printf(k_serve_help, k_eng_opts_help);
             *rc = 0;
             return false;
-        }
-        if (!strcmp(a, "--no-prefix-cache")) {
-            o->ep.no_prefix_cache = 1;
-            continue;
         }
         if (!strcmp(a, "--no-single")) {
             o->single = false;
@@ -255,33 +223,6 @@ static bool parse_opts(int argc, char **argv, serve_opts *o, int *rc) {
             if (!cli_float(a, v, 0, 1e6, &o->rate)) return false;
         } else if (!strcmp(a, "--shared-prefix")) {
             if (!cli_int(a, v, 0, 1 << 20, &o->shared_prefix)) return false;
-        } else if (!strcmp(a, "--kv-memory")) {
-            if (!parse_bytes(a, v, &o->ep.kv_memory)) return false;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            if (!cli_int(a, v, 1, 1 << 26, &x)) return false;
-            o->ep.kv_tokens = (int)x;
-        } else if (!strcmp(a, "--max-seqs")) {
-            if (!cli_int(a, v, 1, 1 << 20, &x)) return false;
-            o->ep.max_seqs = (int)x;
-        } else if (!strcmp(a, "--max-batched-tokens")) {
-            if (!cli_int(a, v, 1, 1 << 24, &x)) return false;
-            o->ep.max_batched_tokens = (int)x;
-        } else if (!strcmp(a, "--block-size")) {
-            if (!cli_int(a, v, 1, 1 << 16, &x)) return false;
-            o->ep.block_size = (int)x;
-        } else if (!strcmp(a, "--kv-type")) {
-            if (!strcmp(v, "f32"))
-                o->ep.kv_type = CLLM_KV_F32;
-            else if (!strcmp(v, "f16"))
-                o->ep.kv_type = CLLM_KV_F16;
-            else if (!strcmp(v, "bf16"))
-                o->ep.kv_type = CLLM_KV_BF16;
-            else {
-                cli_fail("--kv-type: expected f32, f16 or bf16");
-                return false;
-            }
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!cli_int(a, v, 1, 256, &o->threads)) return false;
         } else {
             cli_fail("bench --serve: unknown option '%s' (see cllm bench --serve --help)", a);
             return false;
@@ -300,135 +241,145 @@ static bool parse_opts(int argc, char **argv, serve_opts *o, int *rc) {
     return true;
 }
 
+/* n + 1 prompts of plen tokens: the first `shared` from one stream, the rest (and all of the
+ * single-stream prompt, index n) distinct. NULL on out of memory. */
+static int32_t **make_prompts(int n, int plen, long shared, int vocab) {
+    int32_t **prompts = calloc((size_t)n + 1, sizeof(int32_t *));
+    uint64_t seed_shared = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; prompts && i <= n; i++) {
+        if (!(prompts[i] = malloc(sizeof(int32_t) * (size_t)plen))) {
+            for (int k = 0; k < i; k++)
+                free(prompts[k]);
+            free(prompts);
+            return NULL;
+        }
+        uint64_t xs = seed_shared, xd = 0x2545f4914f6cdd1dull ^ ((uint64_t)(i + 1) * 0x9e3779b9ull);
+        for (int k = 0; k < plen; k++) {
+            uint64_t r = k < shared && i < n ? xorshift(&xs) : xorshift(&xd);
+            prompts[i][k] = (int32_t)(r % (uint64_t)vocab);
+        }
+    }
+    return prompts;
+}
+
+/* TTFT of every request and TPOT of those with more than one token (arrays of n); the TTFT p50
+ * of the requests after the first (they may reuse its prefix). */
+static bool latencies(const req_state *rs, int n, double *ttft, double *tpot, int *n_tpot,
+                      double *later_p50) {
+    *n_tpot = 0;
+    *later_p50 = 0;
+    for (int i = 0; i < n; i++) {
+        ttft[i] = rs[i].t_first - rs[i].t_submit;
+        if (rs[i].n_gen > 1) tpot[(*n_tpot)++] = (rs[i].t_end - rs[i].t_first) / (rs[i].n_gen - 1);
+    }
+    if (n < 2) return true;
+    double *later = malloc(sizeof(double) * (size_t)(n - 1));
+    if (!later) return cli_fail("out of memory"), false;
+    memcpy(later, ttft + 1, sizeof(double) * (size_t)(n - 1));
+    qsort(later, (size_t)n - 1, sizeof(double), cmp_double);
+    *later_p50 = percentile(later, n - 1, 50);
+    free(later);
+    return true;
+}
+
+static void print_report(const serve_opts *o, const cllm_model_info *info, const run_result *res,
+                         double *ttft, double *tpot, int n_tpot, double later_p50) {
+    int n = (int)o->requests, plen = (int)o->prompt_len, glen = (int)o->gen_len;
+    const cllm_engine_params *ep = &o->eng.ep;
+    cllm_engine_params def = cllm_engine_default_params();
+    const char *base = strrchr(o->model, '/');
+    base = base && base[1] ? base + 1 : o->model;
+    int64_t out_tokens = (int64_t)n * glen, submitted_prompt = (int64_t)n * plen;
+    int64_t computed = res->st.prompt_tokens - res->st.prefix_hit_tokens;
+    double ttft_first = ttft[0];
+    printf("model:                   %s (%s, %.2f M params, CPU %s, %d threads)\n", base,
+           info->weight_dtypes, info->n_params / 1e6, cpu_level_name(), o->eng.threads);
+    printf("requests:                %d (prompt %d, output %d, shared prefix %ld, concurrency "
+           "%ld",
+           n, plen, glen, o->shared_prefix, o->concurrency);
+    if (o->rate > 0)
+        printf(", %.3g requests/s Poisson arrivals", o->rate);
+    else
+        printf(", all at once");
+    printf(")\n");
+    printf("engine:                  %d KV blocks of %d tokens, max seqs %d, max batched tokens "
+           "%d, prefix cache %s\n",
+           res->st.kv_blocks_total, res->st.block_size,
+           ep->max_seqs > 0 ? ep->max_seqs : def.max_seqs,
+           ep->max_batched_tokens > 0 ? ep->max_batched_tokens : def.max_batched_tokens,
+           ep->no_prefix_cache ? "off" : "on");
+    printf("wall time:               %.3f s (%lld steps)\n", res->wall, (long long)res->st.steps);
+    printf("output tokens/s:         %.2f\n", out_tokens / res->wall);
+    printf("total tokens/s:          %.2f (prompt + output)\n",
+           (out_tokens + submitted_prompt) / res->wall);
+    printf("requests/s:              %.3f\n", n / res->wall);
+    printf("prompt tokens:           %lld submitted, %lld computed, %lld prefix-cache hits "
+           "(%.1f%%)\n",
+           (long long)submitted_prompt, (long long)computed, (long long)res->st.prefix_hit_tokens,
+           res->st.prompt_tokens ? 100.0 * res->st.prefix_hit_tokens / res->st.prompt_tokens : 0.0);
+    print_dist("TTFT ms:", ttft, n);
+    if (n > 1)
+        printf("TTFT first request ms:   %.2f (p50 of the later ones %.2f)\n", ttft_first * 1e3,
+               later_p50 * 1e3);
+    print_dist("TPOT ms:", tpot, n_tpot);
+    printf("peak KV blocks used:     %d of %d\n", res->peak_blocks, res->st.kv_blocks_total);
+    printf("preemptions:             %lld\n", (long long)res->st.preemptions);
+    fflush(stdout);
+}
+
+/* One request alone (prefix cache off) for the decode-speed comparison. */
+static bool single_stream(cllm_model *m, const serve_opts *o, const int32_t *prompt,
+                          double batched_tps) {
+    req_state s1;
+    run_result r1;
+    cllm_engine_params sep = o->eng.ep;
+    sep.no_prefix_cache = 1;
+    int32_t *const p[1] = {(int32_t *)prompt};
+    int plen = (int)o->prompt_len, glen = (int)o->gen_len;
+    if (run_requests(m, &sep, p, 1, plen, glen, 1, 0, &s1, &r1)) return false;
+    double dec = s1.n_gen > 1 ? (s1.n_gen - 1) / (s1.t_end - s1.t_first) : 0;
+    printf("single-stream decode:    %.2f tokens/s (one request, prompt %d, output %d)\n", dec,
+           plen, glen);
+    if (dec > 0) printf("batched / single:        %.2fx\n", batched_tps / dec);
+    return true;
+}
+
 int cmd_bench_serve(int argc, char **argv) {
-    serve_opts o = {.requests = 64,
-                    .prompt_len = 128,
-                    .gen_len = 128,
-                    .concurrency = 32,
-                    .ep = cllm_engine_default_params(),
-                    .single = true};
+    serve_opts o = {
+        .requests = 64, .prompt_len = 128, .gen_len = 128, .concurrency = 32, .single = true};
+    eng_opts_init(&o.eng);
     int rc;
     if (!parse_opts(argc, argv, &o, &rc)) return rc;
-
-    cllm_model_params mp = cllm_model_default_params();
-    mp.n_threads = (int)o.threads;
+    cllm_model_params mp = eng_opts_model_params(&o.eng);
     mp.skip_tokenizer = 1;
     cllm_model *m;
     if (cllm_model_load(o.model, &mp, &m)) return cli_fail("%s", cllm_last_error());
     cllm_model_info info;
     cllm_model_get_info(m, &info);
     rc = 1;
-    int n = (int)o.requests, plen = (int)o.prompt_len, glen = (int)o.gen_len;
-    int32_t **prompts = calloc((size_t)n + 1, sizeof(int32_t *));
-    req_state *rs = calloc((size_t)n, sizeof(req_state));
+    int n = (int)o.requests, plen = (int)o.prompt_len, glen = (int)o.gen_len, n_tpot;
+    int32_t **prompts = make_prompts(n, plen, o.shared_prefix, info.vocab_size);
+    req_state *rs = calloc((size_t)n, sizeof(req_state)), w;
     double *ttft = calloc((size_t)n, sizeof(double)), *tpot = calloc((size_t)n, sizeof(double));
+    double later_p50;
+    run_result res, wr;
     if (!prompts || !rs || !ttft || !tpot) {
         cli_fail("out of memory");
         goto done;
     }
-    /* shared prefix from one stream, the rest (and the single-stream prompt, index n) distinct */
-    uint64_t seed_shared = 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i <= n; i++) {
-        prompts[i] = malloc(sizeof(int32_t) * (size_t)plen);
-        if (!prompts[i]) {
-            cli_fail("out of memory");
-            goto done;
-        }
-        uint64_t xs = seed_shared, xd = 0x2545f4914f6cdd1dull ^ ((uint64_t)(i + 1) * 0x9e3779b9ull);
-        for (int k = 0; k < plen; k++) {
-            uint64_t r = k < o.shared_prefix && i < n ? xorshift(&xs) : xorshift(&xd);
-            prompts[i][k] = (int32_t)(r % (uint64_t)info.vocab_size);
-        }
-    }
-
     /* warm-up: touch the weights once (one short request, not timed) */
-    {
-        req_state w;
-        run_result wr;
-        cllm_engine_params wep = o.ep;
-        wep.no_prefix_cache = 1;
-        int wl = plen < 8 ? plen : 8;
-        if (run_requests(m, &wep, &prompts[n], 1, wl, 2, 1, 0, &w, &wr)) goto done;
-    }
-
-    run_result res;
-    if (run_requests(m, &o.ep, prompts, n, plen, glen, (int)o.concurrency, o.rate, rs, &res))
+    cllm_engine_params wep = o.eng.ep;
+    wep.no_prefix_cache = 1;
+    if (run_requests(m, &wep, &prompts[n], 1, plen < 8 ? plen : 8, 2, 1, 0, &w, &wr) ||
+        run_requests(m, &o.eng.ep, prompts, n, plen, glen, (int)o.concurrency, o.rate, rs, &res) ||
+        !latencies(rs, n, ttft, tpot, &n_tpot, &later_p50))
         goto done;
-    int n_tpot = 0;
-    double ttft_first = 0;
-    for (int i = 0; i < n; i++) {
-        ttft[i] = rs[i].t_first - rs[i].t_submit;
-        if (rs[i].n_gen > 1) tpot[n_tpot++] = (rs[i].t_end - rs[i].t_first) / (rs[i].n_gen - 1);
-    }
-    ttft_first = ttft[0];
-    double later_p50 = 0; /* TTFT p50 of the requests after the first (may reuse its prefix) */
-    if (n > 1) {
-        double *later = malloc(sizeof(double) * (size_t)(n - 1));
-        if (!later) {
-            cli_fail("out of memory");
-            goto done;
-        }
-        memcpy(later, ttft + 1, sizeof(double) * (size_t)(n - 1));
-        qsort(later, (size_t)n - 1, sizeof(double), cmp_double);
-        later_p50 = percentile(later, n - 1, 50);
-        free(later);
-    }
-
-    const char *base = strrchr(o.model, '/');
-    base = base && base[1] ? base + 1 : o.model;
-    int64_t out_tokens = (int64_t)n * glen, submitted_prompt = (int64_t)n * plen;
-    int64_t computed = res.st.prompt_tokens - res.st.prefix_hit_tokens;
-    printf("model:                   %s (%s, %.2f M params, CPU %s, %ld threads)\n", base,
-           info.weight_dtypes, info.n_params / 1e6, cpu_level_name(), o.threads);
-    printf("requests:                %d (prompt %d, output %d, shared prefix %ld, concurrency "
-           "%ld",
-           n, plen, glen, o.shared_prefix, o.concurrency);
-    if (o.rate > 0)
-        printf(", %.3g requests/s Poisson arrivals", o.rate);
-    else
-        printf(", all at once");
-    printf(")\n");
-    printf("engine:                  %d KV blocks of %d tokens, max seqs %d, max batched tokens "
-           "%d, prefix cache %s\n",
-           res.st.kv_blocks_total, res.st.block_size,
-           o.ep.max_seqs > 0 ? o.ep.max_seqs : cllm_engine_default_params().max_seqs,
-           o.ep.max_batched_tokens > 0 ? o.ep.max_batched_tokens
-                                       : cllm_engine_default_params().max_batched_tokens,
-           o.ep.no_prefix_cache ? "off" : "on");
-    printf("wall time:               %.3f s (%lld steps)\n", res.wall, (long long)res.st.steps);
-    printf("output tokens/s:         %.2f\n", out_tokens / res.wall);
-    printf("total tokens/s:          %.2f (prompt + output)\n",
-           (out_tokens + submitted_prompt) / res.wall);
-    printf("requests/s:              %.3f\n", n / res.wall);
-    printf("prompt tokens:           %lld submitted, %lld computed, %lld prefix-cache hits "
-           "(%.1f%%)\n",
-           (long long)submitted_prompt, (long long)computed, (long long)res.st.prefix_hit_tokens,
-           res.st.prompt_tokens ? 100.0 * res.st.prefix_hit_tokens / res.st.prompt_tokens : 0.0);
-    print_dist("TTFT ms:", ttft, n);
-    if (n > 1)
-        printf("TTFT first request ms:   %.2f (p50 of the later ones %.2f)\n", ttft_first * 1e3,
-               later_p50 * 1e3);
-    print_dist("TPOT ms:", tpot, n_tpot);
-    printf("peak KV blocks used:     %d of %d\n", res.peak_blocks, res.st.kv_blocks_total);
-    printf("preemptions:             %lld\n", (long long)res.st.preemptions);
-    fflush(stdout);
-
-    if (o.single) {
-        req_state s1;
-        run_result r1;
-        cllm_engine_params sep = o.ep;
-        sep.no_prefix_cache = 1;
-        if (run_requests(m, &sep, &prompts[n], 1, plen, glen, 1, 0, &s1, &r1)) goto done;
-        double dec = s1.n_gen > 1 ? (s1.n_gen - 1) / (s1.t_end - s1.t_first) : 0;
-        printf("single-stream decode:    %.2f tokens/s (one request, prompt %d, output %d)\n", dec,
-               plen, glen);
-        if (dec > 0) printf("batched / single:        %.2fx\n", out_tokens / res.wall / dec);
-    }
+    print_report(&o, &info, &res, ttft, tpot, n_tpot, later_p50);
+    if (o.single && !single_stream(m, &o, prompts[n], (double)n * glen / res.wall)) goto done;
     rc = 0;
 done:
-    if (prompts)
-        for (int i = 0; i <= n; i++)
-            free(prompts[i]);
+    for (int i = 0; prompts && i <= n; i++)
+        free(prompts[i]);
     free(prompts);
     free(rs);
     free(ttft);

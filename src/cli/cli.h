@@ -24,7 +24,7 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse a number option; on error print a message and return false. */
 bool cli_int(const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_float(const char *opt, const char *s, double lo, double hi, double *out);
-/* A byte size: plain bytes or with a KiB/MiB/GiB (or K/M/G) suffix. */
+/* A byte size: plain bytes (or B) or with a KiB/MiB/GiB (or K/M/G, KB/MB/GB: binary) suffix. */
 bool cli_size(const char *opt, const char *s, int64_t *out);
 /* Comma-separated non-negative integers (malloc'd). */
 bool cli_int_list(const char *opt, const char *s, long lo, long hi, long **out, int *n);

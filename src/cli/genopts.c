@@ -1,4 +1,5 @@
-/* genopts.c - parsing of the generation options shared by `run` and `chat`. */
+/* genopts.c - parsing of the generation options shared by `run` and `chat`; the one-request
+ * engine they generate with. */
 #include "cli/genopts.h"
 
 #include "cli/cli.h"
@@ -21,20 +22,14 @@ const char *const k_gen_opts_help =
     "  --stop TEXT              stop when TEXT is generated (not printed); repeatable; escapes\n"
     "                           such as \\n are processed\n"
     "  --ignore-eos             do not stop at the model's end-of-sequence token(s)\n"
-    "  -t, --threads N          threads (default: number of CPUs)\n"
-    "  -c, --ctx-size N         KV cache size in tokens\n"
-    "  -b, --batch-size N       max prompt tokens per forward pass (default 512)\n"
-    "  --block-size N           KV cache block size in tokens (default 16)\n"
-    "  --kv-type f32|f16|bf16   KV cache element type (default: the model's dtype)\n"
     "  --quant TYPE             quantize the weights in memory at load: q8_0, q4_0, q4_1, q5_0,\n"
     "                           q5_1, q4_k, q5_k, q6_k, f16, bf16\n";
 
 bool gen_opts_init(gen_opts *o, int argc, long default_n_predict) {
     memset(o, 0, sizeof *o);
     o->n_predict = default_n_predict;
-    o->batch = 512;
-    o->block = 16;
     o->seed = -1;
+    eng_opts_init(&o->eng);
     o->sp = cllm_sampling_default_params();
     o->stops = calloc((size_t)argc + 1, sizeof(char *));
     return o->stops != NULL;
@@ -62,16 +57,10 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
                                              "--frequency-penalty",
                                              "--seed",
                                              "--stop",
-                                             "-t",
-                                             "--threads",
-                                             "-c",
-                                             "--ctx-size",
-                                             "-b",
-                                             "--batch-size",
-                                             "--block-size",
-                                             "--kv-type",
                                              "--quant"};
     const char *a = argv[*i], *v = NULL;
+    int r = eng_opts_parse(&o->eng, argc, argv, i);
+    if (r) return r;
     if (!strcmp(a, "--ignore-eos")) {
         o->ignore_eos = true;
         return 1;
@@ -116,32 +105,13 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i) {
         sp->frequency_penalty = (float)d;
     } else if (!strcmp(a, "--seed")) {
         if (!cli_int(a, v, -1, 0x7fffffffffffffffL, &o->seed)) return -1;
-    } else if (!strcmp(a, "--stop")) {
+    } else { /* --stop */
         char *s = strdup(v);
         if (!s) return -1;
         cli_unescape(s);
         o->stops[o->n_stops++] = s;
         if (!*s) {
             cli_fail("--stop: empty string");
-            return -1;
-        }
-    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-        if (!cli_int(a, v, 1, 256, &o->threads)) return -1;
-    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-        if (!cli_int(a, v, 0, 1 << 24, &o->ctx)) return -1;
-    } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-        if (!cli_int(a, v, 1, 65536, &o->batch)) return -1;
-    } else if (!strcmp(a, "--block-size")) {
-        if (!cli_int(a, v, 1, 1024, &o->block)) return -1;
-    } else { /* --kv-type */
-        if (!strcmp(v, "f32"))
-            o->kv_type = CLLM_KV_F32;
-        else if (!strcmp(v, "f16"))
-            o->kv_type = CLLM_KV_F16;
-        else if (!strcmp(v, "bf16"))
-            o->kv_type = CLLM_KV_BF16;
-        else {
-            cli_fail("--kv-type: expected f32, f16 or bf16, got '%s'", v);
             return -1;
         }
     }
@@ -153,8 +123,7 @@ void gen_opts_finish(gen_opts *o) {
 }
 
 bool gen_opts_load(const gen_opts *o, bool need_tokenizer, cllm_model **m) {
-    cllm_model_params mp = cllm_model_default_params();
-    mp.n_threads = (int)o->threads;
+    cllm_model_params mp = eng_opts_model_params(&o->eng);
     mp.require_tokenizer = need_tokenizer;
     mp.quant = o->quant;
     if (cllm_model_load(o->model, &mp, m)) {
@@ -164,27 +133,35 @@ bool gen_opts_load(const gen_opts *o, bool need_tokenizer, cllm_model **m) {
     return true;
 }
 
-bool gen_opts_session(const gen_opts *o, cllm_model *m, long n_ctx, cllm_session **s) {
+bool gen_opts_engine(const gen_opts *o, cllm_model *m, long n_tokens, cllm_engine **e) {
     cllm_model_info info;
     cllm_model_get_info(m, &info);
-    cllm_session_params ssp = cllm_session_default_params();
-    ssp.n_ctx = o->ctx > 0 ? (int)o->ctx : (int)(n_ctx < info.max_ctx ? n_ctx : info.max_ctx);
-    ssp.n_batch = (int)o->batch;
-    ssp.block_size = (int)o->block;
-    ssp.kv_type = o->kv_type;
-    if (cllm_session_create(m, &ssp, s)) {
+    cllm_engine_params ep = o->eng.ep;
+    long tokens = ep.kv_tokens > 0          ? ep.kv_tokens
+                  : n_tokens < info.max_ctx ? n_tokens
+                                            : info.max_ctx;
+    if (tokens < 1) tokens = 1;
+    if (ep.kv_memory <= 0) ep.kv_tokens = (int)tokens;
+    if (ep.max_model_len <= 0)
+        ep.max_model_len = (int)(tokens < info.max_ctx ? tokens : info.max_ctx);
+    if (ep.max_seqs <= 0) ep.max_seqs = 1;
+    if (cllm_engine_create(m, &ep, e)) {
         cli_fail("%s", cllm_last_error());
         return false;
     }
     return true;
 }
 
-cllm_gen_params gen_opts_params(const gen_opts *o) {
-    cllm_gen_params gp = {.max_tokens = (int)o->n_predict,
-                          .stop = (const char *const *)o->stops,
-                          .n_stop = o->n_stops,
-                          .ignore_eos = o->ignore_eos};
-    return gp;
+cllm_request gen_opts_request(const gen_opts *o, const int32_t *ids, size_t n) {
+    cllm_request r = cllm_request_default();
+    r.prompt = ids;
+    r.n_prompt = n;
+    r.sampling = o->sp;
+    r.max_tokens = (int)o->n_predict;
+    r.stop = (const char *const *)o->stops;
+    r.n_stop = o->n_stops;
+    r.ignore_eos = o->ignore_eos;
+    return r;
 }
 
 void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
@@ -193,12 +170,14 @@ void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
     int runs = st->n_gen > 1 ? st->n_gen - 1 : 0;
     fprintf(stderr, "\n");
     fprintf(stderr, "cllm: load time        = %10.2f ms\n", info.load_seconds * 1e3);
+    int n_eval = st->n_prompt - st->n_cached; /* prompt tokens actually evaluated */
+    fprintf(stderr, "cllm: prompt tokens    = %10d (%d from the prefix cache)\n", st->n_prompt,
+            st->n_cached);
     fprintf(stderr,
             "cllm: prompt eval time = %10.2f ms / %5d tokens (%8.2f ms per token, %8.2f tokens per "
             "second)\n",
-            st->t_prompt * 1e3, st->n_prompt,
-            st->n_prompt ? st->t_prompt * 1e3 / st->n_prompt : 0.0,
-            st->t_prompt > 0 ? st->n_prompt / st->t_prompt : 0.0);
+            st->t_prompt * 1e3, n_eval, n_eval ? st->t_prompt * 1e3 / n_eval : 0.0,
+            st->t_prompt > 0 ? n_eval / st->t_prompt : 0.0);
     fprintf(stderr, "cllm: time to first token = %7.2f ms\n", st->t_first_token * 1e3);
     fprintf(stderr,
             "cllm: eval time        = %10.2f ms / %5d runs   (%8.2f ms per token, %8.2f tokens per "
@@ -206,24 +185,36 @@ void gen_print_timings(const cllm_model *m, const cllm_gen_stats *st) {
             st->t_gen * 1e3, runs, runs ? st->t_gen * 1e3 / runs : 0.0,
             st->t_gen > 0 ? runs / st->t_gen : 0.0);
     fprintf(stderr, "cllm: generated %d tokens, stopped by %s\n", st->n_gen,
-            st->finish == CLLM_FINISH_EOS     ? "eos"
-            : st->finish == CLLM_FINISH_STOP  ? "stop string"
-            : st->finish == CLLM_FINISH_ABORT ? "abort"
-                                              : "length");
+            st->finish == CLLM_REASON_STOP        ? (st->eos ? "eos" : "stop string")
+            : st->finish == CLLM_REASON_CANCELLED ? "abort"
+                                                  : "length");
+}
+
+cllm_status gen_conversation_text(const cllm_chat_template *ct, const json_t *messages,
+                                  const json_t *tools, bool add_generation_prompt, char **text,
+                                  size_t *len) {
+    *text = NULL;
+    json_t *conv = json_pack("{sO}", "messages", messages);
+    if (conv && tools) json_object_set(conv, "tools", (json_t *)tools);
+    char *js = conv ? json_dumps(conv, JSON_COMPACT) : NULL;
+    json_decref(conv);
+    if (!js) return CLLM_ERR_NOMEM;
+    cllm_status st =
+        cllm_chat_render(ct, js, (size_t)-1, add_generation_prompt, text, len, NULL, NULL, NULL);
+    free(js);
+    return st;
 }
 
 bool gen_conversation_ids(const cllm_model *m, const cllm_chat_template *ct, const json_t *messages,
                           const json_t *tools, const char *where, int32_t **ids, size_t *n) {
-    json_t *conv = json_pack("{sO}", "messages", messages);
-    if (conv && tools) json_object_set(conv, "tools", (json_t *)tools);
-    char *js = conv ? json_dumps(conv, JSON_COMPACT) : NULL, *text = NULL;
+    char *text = NULL;
     size_t len;
-    json_decref(conv);
-    if (!js) return cli_fail("out of memory"), false;
-    bool ok = !cllm_chat_render(ct, js, (size_t)-1, 1, &text, &len, NULL, NULL, NULL) &&
-              !cllm_tokenize(m, text, len, 0, 1, ids, n);
-    if (!ok) cli_fail("%s%s%s", where ? where : "", where ? ": " : "", cllm_last_error());
-    free(js);
+    cllm_status st = gen_conversation_text(ct, messages, tools, true, &text, &len);
+    bool ok = !st && !cllm_tokenize(m, text, len, 0, 1, ids, n);
+    if (st == CLLM_ERR_NOMEM && !text)
+        cli_fail("out of memory");
+    else if (!ok)
+        cli_fail("%s%s%s", where ? where : "", where ? ": " : "", cllm_last_error());
     free(text);
     return ok;
 }

@@ -15,7 +15,8 @@ static const char *k_run_help =
     "                [options]\n"
     "\n"
     "Writes the prompt, then the generated text as it is produced, then a newline, to stdout.\n"
-    "Timings go to stderr.\n"
+    "Timings go to stderr. Generation runs on the serving engine (one request; batch mode: all\n"
+    "of them together).\n"
     "\n"
     "  -m, --model DIR          Hugging Face model folder (required)\n"
     "  -p, --prompt TEXT        prompt text (BOS added if the tokenizer says so; special-token\n"
@@ -27,7 +28,7 @@ static const char *k_run_help =
     "array)\n"
     "                           rendered with the model's chat template plus the generation\n"
     "                           prompt; only the reply is printed\n"
-    "%s"
+    "%s%s"
     "  --input FILE             batch mode: {\"requests\": [{\"prompt\": ...} | {\"messages\": "
     "[...]},\n"
     "                           ...], \"temperature\", \"top_p\", \"top_k\", "
@@ -37,31 +38,44 @@ static const char *k_run_help =
     "                           serving engine (continuous batching)\n"
     "  --output FILE            batch mode: {\"responses\": [{\"output_ids\", \"output_text\",\n"
     "                           \"finish_reason\", \"prompt_tokens\", \"completion_tokens\"}]}\n"
-    "  --kv-memory SIZE         batch mode KV budget, e.g. 512MiB, 2GiB (default: -c tokens or "
-    "16384)\n"
-    "  --max-seqs N             batch mode: sequences per step (default 64)\n"
-    "  --max-batched-tokens N   batch mode: tokens per step (default 512)\n"
-    "  --no-prefix-cache        batch mode: do not reuse KV of shared prompt prefixes\n"
     "  --ids                    print the generated token ids (one line) instead of text\n"
-    "  --dump-logits FILE       write each step's logits (float32, vocab per row) to FILE\n"
+    "  --dump-logits FILE       write each step's logits (float32, vocab per row) to FILE; with\n"
+    "                           -n 0 the last prompt token's\n"
     "  -h, --help               this help\n"
     "\n"
     "Sampling order: penalties -> top-k -> top-p -> min-p -> temperature -> draw.\n";
 
+typedef struct run_args {
+    gen_opts g;
+    const char *prompt, *prompt_file, *ids_arg, *dump, *messages, *input, *output;
+    bool escape, print_ids;
+} run_args;
+
+/* What the generation callback and the logits hook write to. */
 typedef struct run_out {
     bool ids;
     int n_ids;
+    float *logits; /* [rows][vocab] for --dump-logits */
+    int rows, vocab, n_rows;
 } run_out;
 
-static int on_token(void *user, int32_t id, const char *text, size_t len) {
+static int on_token(void *user, const cllm_event *ev) {
     run_out *o = user;
     if (o->ids) {
-        if (id >= 0) printf("%s%d", o->n_ids++ ? " " : "", id);
-    } else if (len) {
-        fwrite(text, 1, len, stdout);
+        if (ev->token >= 0) printf("%s%d", o->n_ids++ ? " " : "", ev->token);
+    } else if (ev->len) {
+        fwrite(ev->text, 1, ev->len, stdout);
         fflush(stdout);
     }
     return 0;
+}
+
+static void on_logits(void *user, cllm_request_id id, int index, const float *logits, int vocab) {
+    run_out *o = user;
+    (void)id;
+    if (index >= o->rows || vocab != o->vocab) return;
+    memcpy(o->logits + (size_t)index * (size_t)vocab, logits, sizeof(float) * (size_t)vocab);
+    if (index + 1 > o->n_rows) o->n_rows = index + 1;
 }
 
 /* Render the conversation in `path` with the model's template into prompt ids. */
@@ -84,159 +98,156 @@ static bool messages_to_ids(const cllm_model *m, const char *model_dir, const ch
     return ok;
 }
 
-int cmd_run(int argc, char **argv) {
-    const char *prompt = NULL, *prompt_file = NULL, *ids_arg = NULL, *dump = NULL, *messages = NULL,
-               *input = NULL, *output = NULL, *kv_mem = NULL;
-    long max_seqs = 64, max_batched = 512;
-    bool no_prefix_cache = false;
-    bool escape = false, print_ids = false;
-    int rc = 1;
-    char *prompt_buf = NULL;
-    long *pids = NULL;
-    int32_t *ids = NULL;
-    float *logits = NULL;
-    cllm_model *m = NULL;
-    cllm_session *s = NULL;
-    gen_opts o;
-    if (!gen_opts_init(&o, argc, 128)) return cli_fail("out of memory");
+/* 1: parsed; 0: help printed; -1: error printed. */
+static int parse_args(run_args *a, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = gen_opts_parse(&o, argc, argv, &i);
-        if (r < 0) goto out;
+        const char *s = argv[i];
+        int r = gen_opts_parse(&a->g, argc, argv, &i);
+        if (r < 0) return -1;
         if (r > 0) continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf(k_run_help, k_gen_opts_help);
-            rc = 0;
-            goto out;
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            printf(k_run_help, k_gen_opts_help, k_eng_opts_help);
+            return 0;
         }
-        const char **dst = !strcmp(a, "-p") || !strcmp(a, "--prompt") ? &prompt
-                           : !strcmp(a, "-f") || !strcmp(a, "--file") ? &prompt_file
-                           : !strcmp(a, "--prompt-ids")               ? &ids_arg
-                           : !strcmp(a, "--messages")                 ? &messages
-                           : !strcmp(a, "--dump-logits")              ? &dump
-                           : !strcmp(a, "--input")                    ? &input
-                           : !strcmp(a, "--output")                   ? &output
-                           : !strcmp(a, "--kv-memory")                ? &kv_mem
+        const char **dst = !strcmp(s, "-p") || !strcmp(s, "--prompt") ? &a->prompt
+                           : !strcmp(s, "-f") || !strcmp(s, "--file") ? &a->prompt_file
+                           : !strcmp(s, "--prompt-ids")               ? &a->ids_arg
+                           : !strcmp(s, "--messages")                 ? &a->messages
+                           : !strcmp(s, "--dump-logits")              ? &a->dump
+                           : !strcmp(s, "--input")                    ? &a->input
+                           : !strcmp(s, "--output")                   ? &a->output
                                                                       : NULL;
         if (dst) {
-            if (!(*dst = cli_value(argc, argv, &i))) goto out;
-        } else if (!strcmp(a, "-e") || !strcmp(a, "--escape")) {
-            escape = true;
-        } else if (!strcmp(a, "--ids")) {
-            print_ids = true;
-        } else if (!strcmp(a, "--no-prefix-cache")) {
-            no_prefix_cache = true;
-        } else if (!strcmp(a, "--max-seqs") || !strcmp(a, "--max-batched-tokens")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!v || !cli_int(a, v, 1, 1 << 20, a[6] == 's' ? &max_seqs : &max_batched)) goto out;
+            if (!(*dst = cli_value(argc, argv, &i))) return -1;
+        } else if (!strcmp(s, "-e") || !strcmp(s, "--escape")) {
+            a->escape = true;
+        } else if (!strcmp(s, "--ids")) {
+            a->print_ids = true;
         } else {
-            cli_fail("run: unknown option '%s' (see cllm run --help)", a);
-            goto out;
+            return cli_fail("run: unknown option '%s' (see cllm run --help)", s), -1;
         }
     }
-    if (!o.model) {
-        cli_fail("run: -m MODEL_DIR is required (see cllm run --help)");
-        goto out;
+    if (!a->g.model) return cli_fail("run: -m MODEL_DIR is required (see cllm run --help)"), -1;
+    bool batch = a->input || a->output;
+    int n_prompts = !!a->prompt + !!a->prompt_file + !!a->ids_arg + !!a->messages;
+    if (batch && (!a->input || !a->output || n_prompts))
+        return cli_fail("run: batch mode needs --input and --output and no other prompt option"),
+               -1;
+    if (!batch && n_prompts != 1)
+        return cli_fail("run: give exactly one of -p, -f, --prompt-ids, --messages"), -1;
+    gen_opts_finish(&a->g);
+    return 1;
+}
+
+/* The prompt as token ids; *echo: the prompt text to print first (NULL: none). */
+static bool prompt_ids(run_args *a, cllm_model *m, char **buf, int32_t **ids, size_t *n,
+                       const char **echo) {
+    *echo = NULL;
+    if (a->ids_arg) {
+        cllm_model_info info;
+        cllm_model_get_info(m, &info);
+        long *p = NULL;
+        int k;
+        if (!cli_int_list("--prompt-ids", a->ids_arg, 0, info.vocab_size - 1, &p, &k)) return false;
+        *ids = malloc(sizeof(int32_t) * (size_t)k);
+        for (int i = 0; *ids && i < k; i++)
+            (*ids)[i] = (int32_t)p[i];
+        free(p);
+        *n = (size_t)k;
+        if (!*ids) return cli_fail("out of memory"), false;
+        return true;
     }
-    if (input || output) {
-        if (!input || !output || prompt || prompt_file || ids_arg || messages) {
-            cli_fail("run: batch mode needs --input and --output and no other prompt option");
-            goto out;
-        }
-        cllm_engine_params ep = cllm_engine_default_params();
-        if (kv_mem && !cli_size("--kv-memory", kv_mem, &ep.kv_memory)) goto out;
-        if (o.ctx > 0) ep.kv_tokens = (int)o.ctx;
-        ep.block_size = (int)o.block;
-        ep.kv_type = o.kv_type;
-        ep.max_seqs = (int)max_seqs;
-        ep.max_batched_tokens = (int)max_batched;
-        ep.no_prefix_cache = no_prefix_cache;
-        gen_opts_finish(&o);
-        if (!gen_opts_load(&o, true, &m)) goto out;
-        rc = cli_run_batch(&o, &ep, m, input, output);
-        goto out;
+    if (a->messages) return messages_to_ids(m, a->g.model, a->messages, ids, n);
+    const char *text = a->prompt;
+    if (a->prompt_file) {
+        if (file_read_all(a->prompt_file, (size_t)1 << 30, buf, NULL))
+            return cli_fail("%s", cllm_last_error()), false;
+        text = *buf;
+    } else if (a->escape) {
+        if (!(text = *buf = strdup(text))) return cli_fail("out of memory"), false;
+        cli_unescape(*buf);
     }
-    if (!!prompt + !!prompt_file + !!ids_arg + !!messages != 1) {
-        cli_fail("run: give exactly one of -p, -f, --prompt-ids, --messages");
-        goto out;
-    }
-    gen_opts_finish(&o);
-    if (!gen_opts_load(&o, !(ids_arg && print_ids), &m)) goto out;
+    if (cllm_tokenize(m, text, strlen(text), 1, 1, ids, n))
+        return cli_fail("%s", cllm_last_error()), false;
+    *echo = a->print_ids ? NULL : text;
+    return true;
+}
+
+static bool write_logits(const char *path, const run_out *o) {
+    FILE *f = fopen(path, "wb");
+    size_t row = sizeof(float) * (size_t)o->vocab, n = (size_t)o->n_rows;
+    bool ok = f && fwrite(o->logits, row, n, f) == n;
+    if (f && fclose(f)) ok = false;
+    if (!ok) cli_fail("%s: cannot write logits", path);
+    return ok;
+}
+
+/* One request through a one-request engine, streamed to stdout; timings to stderr. */
+static bool generate_one(const run_args *a, cllm_model *m, const int32_t *ids, size_t n,
+                         const char *echo) {
     cllm_model_info info;
     cllm_model_get_info(m, &info);
-
-    size_t n_ids = 0;
-    if (ids_arg) {
-        int n;
-        if (!cli_int_list("--prompt-ids", ids_arg, 0, info.vocab_size - 1, &pids, &n)) goto out;
-        if (!(ids = malloc(sizeof(int32_t) * (size_t)n))) goto out;
-        for (int i = 0; i < n; i++)
-            ids[i] = (int32_t)pids[i];
-        n_ids = (size_t)n;
-    } else if (messages) {
-        if (!messages_to_ids(m, o.model, messages, &ids, &n_ids)) goto out;
-    } else {
-        if (prompt_file) {
-            if (file_read_all(prompt_file, (size_t)1 << 30, &prompt_buf, NULL)) {
-                cli_fail("%s", cllm_last_error());
-                goto out;
-            }
-            prompt = prompt_buf;
-        } else if (escape) {
-            if (!(prompt = prompt_buf = strdup(prompt))) goto out;
-            cli_unescape(prompt_buf);
+    run_out ro = {.ids = a->print_ids, .vocab = info.vocab_size};
+    cllm_engine *e = NULL;
+    bool ok = false;
+    if (!gen_opts_engine(&a->g, m, (long)n + a->g.n_predict, &e)) return false;
+    if (a->dump) {
+        ro.rows = a->g.n_predict ? (int)a->g.n_predict : 1;
+        if (!(ro.logits = malloc(sizeof(float) * (size_t)ro.vocab * (size_t)ro.rows))) {
+            cli_fail("--dump-logits: out of memory");
+            goto done;
         }
-        if (cllm_tokenize(m, prompt, strlen(prompt), 1, 1, &ids, &n_ids)) {
-            cli_fail("%s", cllm_last_error());
-            goto out;
-        }
+        cllm_engine_set_logits_hook(e, on_logits, &ro);
     }
+    if (echo) fputs(echo, stdout), fflush(stdout);
+    cllm_request r = gen_opts_request(&a->g, ids, n);
+    cllm_gen_stats st;
+    cllm_status s = cllm_generate(e, &r, on_token, &ro, &st);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (s) {
+        cli_fail("%s", cllm_last_error());
+        goto done;
+    }
+    if (a->dump && !write_logits(a->dump, &ro)) goto done;
+    gen_print_timings(m, &st);
+    ok = true;
+done:
+    cllm_engine_free(e);
+    free(ro.logits);
+    return ok;
+}
+
+int cmd_run(int argc, char **argv) {
+    run_args a = {0};
+    int rc = 1;
+    char *buf = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    const char *echo;
+    cllm_model *m = NULL;
+    if (!gen_opts_init(&a.g, argc, 128)) return cli_fail("out of memory");
+    int r = parse_args(&a, argc, argv);
+    if (r <= 0) {
+        rc = r < 0;
+        goto out;
+    }
+    if (a.input) {
+        if (gen_opts_load(&a.g, true, &m)) rc = cli_run_batch(&a.g, m, a.input, a.output);
+        goto out;
+    }
+    if (!gen_opts_load(&a.g, !(a.ids_arg && a.print_ids), &m) ||
+        !prompt_ids(&a, m, &buf, &ids, &n_ids, &echo))
+        goto out;
     if (n_ids == 0) {
         cli_fail("run: the prompt has no tokens (and the tokenizer adds no BOS)");
         goto out;
     }
-    if (!gen_opts_session(&o, m, (long)n_ids + o.n_predict, &s)) goto out;
-    cllm_gen_params gp = gen_opts_params(&o);
-    if (dump) {
-        size_t rows = (size_t)(o.n_predict ? o.n_predict : 1);
-        if (!(logits = malloc(sizeof(float) * (size_t)info.vocab_size * rows))) {
-            cli_fail("--dump-logits: out of memory");
-            goto out;
-        }
-        gp.logits_out = logits;
-    }
-    run_out ro = {.ids = print_ids};
-    if (!print_ids && prompt) {
-        fputs(prompt, stdout);
-        fflush(stdout);
-    }
-    cllm_gen_stats st;
-    if (cllm_generate(s, ids, n_ids, &o.sp, &gp, on_token, &ro, &st)) {
-        fputc('\n', stdout);
-        cli_fail("%s", cllm_last_error());
-        goto out;
-    }
-    fputc('\n', stdout);
-    fflush(stdout);
-    if (dump) {
-        FILE *f = fopen(dump, "wb");
-        size_t row = sizeof(float) * (size_t)info.vocab_size;
-        if (!f || fwrite(logits, row, (size_t)st.n_gen, f) != (size_t)st.n_gen) {
-            if (f) fclose(f);
-            cli_fail("%s: cannot write logits", dump);
-            goto out;
-        }
-        fclose(f);
-    }
-    gen_print_timings(m, &st);
-    rc = 0;
+    rc = generate_one(&a, m, ids, n_ids, echo) ? 0 : 1;
 out:
-    cllm_session_free(s);
     cllm_model_free(m);
-    gen_opts_free(&o);
-    free(prompt_buf);
-    free(pids);
+    gen_opts_free(&a.g);
+    free(buf);
     free(ids);
-    free(logits);
     return rc;
 }

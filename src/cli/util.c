@@ -122,13 +122,13 @@ bool cli_size(const char *opt, const char *s, int64_t *out) {
     errno = 0;
     double v = strtod(s, &end);
     double mul = 1;
-    if (!strcmp(end, "KiB") || !strcmp(end, "K") || !strcmp(end, "k"))
+    if (!strcmp(end, "KiB") || !strcmp(end, "K") || !strcmp(end, "k") || !strcmp(end, "KB"))
         mul = 1024.0;
-    else if (!strcmp(end, "MiB") || !strcmp(end, "M"))
+    else if (!strcmp(end, "MiB") || !strcmp(end, "M") || !strcmp(end, "MB"))
         mul = 1024.0 * 1024;
-    else if (!strcmp(end, "GiB") || !strcmp(end, "G"))
+    else if (!strcmp(end, "GiB") || !strcmp(end, "G") || !strcmp(end, "GB"))
         mul = 1024.0 * 1024 * 1024;
-    else if (*end)
+    else if (*end && strcmp(end, "B"))
         mul = -1;
     if (errno || end == s || mul < 0 || !(v > 0) || v * mul > 1e15) {
         cli_fail("%s: expected a size such as 512MiB or 2GiB, got '%s'", opt, s);

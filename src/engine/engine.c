@@ -8,6 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+cllm_sampling_params cllm_sampling_default_params(void) {
+    cllm_sampling_params p = {.temperature = 0.8f,
+                              .top_k = 40,
+                              .top_p = 0.95f,
+                              .min_p = 0.05f,
+                              .repeat_penalty = 1.0f,
+                              .repeat_last_n = 64,
+                              .presence_penalty = 0.0f,
+                              .frequency_penalty = 0.0f,
+                              .seed = 0};
+    return p;
+}
+
 cllm_engine_params cllm_engine_default_params(void) {
     cllm_engine_params p = {.kv_memory = 0,
                             .kv_tokens = 16384,
@@ -131,7 +144,7 @@ cllm_status cllm_engine_submit(cllm_engine *e, const cllm_request *r, cllm_reque
     *id = 0;
     const model_config *c = &e->m->cfg;
     const kv_block_manager *bm = e->kv->bm;
-    if (r->max_tokens < 1) return err_set(CLLM_ERR_INVALID_ARG, "max_tokens %d < 1", r->max_tokens);
+    if (r->max_tokens < 0) return err_set(CLLM_ERR_INVALID_ARG, "max_tokens %d < 0", r->max_tokens);
     if (r->min_tokens < 0) return err_set(CLLM_ERR_INVALID_ARG, "min_tokens %d < 0", r->min_tokens);
     if (r->top_logprobs < 0 || r->top_logprobs > CLLM_MAX_TOP_LOGPROBS)
         return err_set(CLLM_ERR_INVALID_ARG, "top_logprobs %d outside 0..%d", r->top_logprobs,

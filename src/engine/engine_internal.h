@@ -59,6 +59,8 @@ cllm_status engine_drain_inbox(cllm_engine *e);
 void engine_publish_stats(cllm_engine *e);
 /* Forget a finished request's id (engine thread; takes in_mu). */
 void engine_forget_id(cllm_engine *e, cllm_request_id id);
+/* id ends a sequence: one of the model's EOS ids or the tokenizer's eos_token. */
+bool engine_is_eos(const cllm_model *m, int32_t id);
 /* One step under mu: drain, schedule, forward, sample, events in e->events. */
 cllm_status engine_step_locked(cllm_engine *e);
 

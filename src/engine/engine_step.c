@@ -66,7 +66,9 @@ void engine_forget_id(cllm_engine *e, cllm_request_id id) {
     pthread_mutex_unlock(&e->in_mu);
 }
 
-static bool is_eos(const cllm_model *m, int32_t id) {
+/* The model's EOS ids (generation_config.json / config.json) and the tokenizer's eos_token: chat
+ * models often end a turn with the latter (e.g. <|eot_id|>) while config lists only the former. */
+bool engine_is_eos(const cllm_model *m, int32_t id) {
     for (int i = 0; i < m->cfg.n_eos; i++)
         if (m->cfg.eos_ids[i] == id) return true;
     return m->tok && tok_eos_id(m->tok) == id;
@@ -144,7 +146,7 @@ static cllm_status accept_token(cllm_engine *e, sequence *s, int32_t id) {
     bool stop_string = false;
     const char *text, *out;
     size_t len, out_len;
-    if (!s->ignore_eos && is_eos(e->m, id)) {
+    if (!s->ignore_eos && engine_is_eos(e->m, id)) {
         why = CLLM_REASON_STOP;
     } else if (s->ts) {
         if ((st = tok_stream_push(s->ts, id, &text, &len))) return st;
@@ -245,6 +247,12 @@ cllm_status engine_step_locked(cllm_engine *e) {
         kv_bm_seq_commit(bm, &s->kv, s->n_computed);
         if (s->n_computed < s->n_tokens) continue; /* prefill continues next step */
         float *lg = e->logits + (size_t)row++ * (size_t)vocab;
+        if (s->max_tokens == 0) {
+            /* Prompt only: the hook sees the last prompt token's logits, nothing is sampled. */
+            if (e->hook) e->hook(e->hook_user, s->id, 0, lg, vocab);
+            if ((st = finish(e, s, CLLM_REASON_LENGTH)) || (st = add_event(e, s, -1))) return st;
+            continue;
+        }
         if ((st = accept_token(e, s, sample(e, s, lg)))) return st;
     }
     engine_publish_stats(e);

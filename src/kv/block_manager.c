@@ -331,19 +331,6 @@ int kv_bm_seq_blocks_needed(const kv_block_manager *bm, const kv_seq *s, int n_n
     return need > 0 ? need : 0;
 }
 
-cllm_status kv_bm_seq_reserve(kv_block_manager *bm, kv_seq *s, int n_positions) {
-    int need = (n_positions + bm->block_size - 1) / bm->block_size;
-    if (need <= s->n_blocks) return CLLM_OK;
-    cllm_status st = ensure_cap(s, need);
-    if (st) return st;
-    if (need - s->n_blocks > bm->n_free + bm->n_cached)
-        return err_set(CLLM_ERR_LIMIT, "kv cache full: need %d more blocks, %d free + %d evictable",
-                       need - s->n_blocks, bm->n_free, bm->n_cached);
-    while (s->n_blocks < need)
-        s->blocks[s->n_blocks++] = take_fresh(bm);
-    return CLLM_OK;
-}
-
 void kv_bm_seq_release(kv_block_manager *bm, kv_seq *s) {
     for (int i = s->n_blocks - 1; i >= 0; i--)
         drop_ref(bm, s->blocks[i]);

@@ -20,9 +20,8 @@
 #include <stdint.h>
 
 /* A sequence's block table. blocks[i] holds positions [i*block_size, (i+1)*block_size).
- * n_tokens: token ids recorded with the sequence (0 for tables made by kv_bm_seq_reserve alone,
- * which only cover positions); n_hashed: leading full blocks whose hash is set (matched from the
- * cache or committed). Zero-initialise before first use. */
+ * n_tokens: token ids recorded with the sequence; n_hashed: leading full blocks whose hash is set
+ * (matched from the cache or committed). Zero-initialise before first use. */
 typedef struct kv_seq {
     int32_t *blocks;
     int n_blocks, cap;
@@ -124,10 +123,6 @@ void kv_bm_seq_commit(kv_block_manager *bm, kv_seq *s, int n_computed);
 /* Fresh blocks needed to hold n_new_tokens more tokens after s->n_tokens (and after what the
  * table already covers). */
 int kv_bm_seq_blocks_needed(const kv_block_manager *bm, const kv_seq *s, int n_new_tokens);
-
-/* Positions only (no token ids, no hashing): make the table cover n_positions positions with
- * fresh blocks. CLLM_ERR_LIMIT when blocks run out (table unchanged). */
-cllm_status kv_bm_seq_reserve(kv_block_manager *bm, kv_seq *s, int n_positions);
 
 /* Drop all the sequence's blocks (ref -1 each, last block first, so the tail of a prefix is
  * evicted before its head); registered blocks reaching 0 become cached, others free. The table

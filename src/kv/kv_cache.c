@@ -57,15 +57,3 @@ void kv_cache_free(kv_cache *kv) {
     kv_bm_free(kv->bm);
     free(kv);
 }
-
-cllm_status kv_seq_reserve(kv_cache *kv, kv_seq *s, int n_tokens) {
-    return kv_bm_seq_reserve(kv->bm, s, n_tokens);
-}
-
-void kv_seq_release(kv_cache *kv, kv_seq *s) {
-    kv_bm_seq_release(kv->bm, s);
-}
-
-void kv_seq_free(kv_cache *kv, kv_seq *s) {
-    kv_bm_seq_free(kv ? kv->bm : NULL, s);
-}

@@ -30,14 +30,6 @@ void kv_cache_free(kv_cache *kv);
 /* Bytes of K+V per token over all layers. */
 size_t kv_bytes_per_token(int n_layers, int n_kv_heads, int head_dim, dtype dt);
 
-/* Positions-only block tables (no prefix caching), thin wrappers over the block manager.
- * Make the table cover n_tokens positions, taking fresh blocks from the pool.
- * CLLM_ERR_LIMIT when the pool is exhausted (the table keeps what it had). */
-cllm_status kv_seq_reserve(kv_cache *kv, kv_seq *s, int n_tokens);
-/* Give all blocks back (ref count -1 each) and empty the table. */
-void kv_seq_release(kv_cache *kv, kv_seq *s);
-void kv_seq_free(kv_cache *kv, kv_seq *s);
-
 static inline uint8_t *kv_k_head(const kv_cache *kv, int layer, int block, int head) {
     return kv->k + (size_t)layer * kv->layer_bytes + (size_t)block * kv->block_bytes +
            (size_t)head * kv->head_bytes;

@@ -10,6 +10,7 @@ usage: test_chat_cli.py PATH_TO_CLLM
 """
 import json
 import os
+import re
 import tempfile
 
 import jinja2
@@ -47,6 +48,19 @@ with tempfile.TemporaryDirectory() as d:
             rc, chat_out, err = run("chat", "-m", d, "-n", "30", "--temp", "0",
                                     stdin=(msgs[0]["content"] + "\n").encode())
             check("chat reply == run --messages", rc == 0 and chat_out == text, f"{chat_out!r} vs {text!r}")
+    # Two turns: the second evaluates only what the prefix cache cannot serve. The first turn wrote
+    # KV for its prompt and all reply tokens but the last; full 16-token blocks of those are hits.
+    rc, out, err = run("chat", "-m", d, "-n", "30", "--temp", "0", "-v",
+                       stdin=b"Once upon a time there was a little girl named Lily who liked to play\nTom saw a big dog\n")
+    turns = [tuple(int(x) for x in re.search(rb"prompt tokens += +(\d+) \((\d+) from", blk).groups())
+             + (int(re.search(rb"generated (\d+) tokens", blk).group(1)),)
+             for blk in err.split(b"load time")[1:]]
+    check("chat two turns", rc == 0 and len(turns) == 2, err[-300:])
+    if len(turns) == 2:
+        (n1, c1, g1), (n2, c2, _) = turns
+        had_kv = n1 + g1 - 1
+        check("chat turn 2 extends turn 1", c1 == 0 and n2 > n1 + g1, turns)
+        check("chat turn 2 prefix hits", c2 == had_kv // 16 * 16 and had_kv - c2 <= 15, turns)
     rc, out, err = run("chat", "-m", SRC, "-n", "5")
     check("chat without template fails cleanly", rc == 1 and b"error" in err, err)
     bad = os.path.join(d, "bad.json")

@@ -8,22 +8,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void keep_row(void *user, cllm_request_id id, int index, const float *logits, int vocab) {
+    (void)id;
+    (void)index;
+    if (vocab == 512) memcpy(user, logits, 512 * sizeof(float));
+}
+
+/* The last prompt token's logits: a prompt-only request (max_tokens 0) on an engine that
+ * evaluates at most n_batch tokens per step. */
 static float *logits_for(cllm_model *m, int n_batch, cllm_kv_type kv, const int32_t *ids, int n) {
-    cllm_session_params sp = cllm_session_default_params();
-    sp.n_ctx = 64;
-    sp.n_batch = n_batch;
-    sp.kv_type = kv;
-    cllm_session *s;
-    if (cllm_session_create(m, &sp, &s)) return NULL;
-    float *out = malloc(512 * sizeof(float));
-    if (cllm_session_eval(s, ids, (size_t)n, 0)) {
+    cllm_engine_params ep = cllm_engine_default_params();
+    ep.kv_tokens = ep.max_model_len = 64;
+    ep.max_batched_tokens = n_batch;
+    ep.kv_type = kv;
+    ep.no_prefix_cache = 1;
+    cllm_engine *e;
+    if (cllm_engine_create(m, &ep, &e)) return NULL;
+    float *out = calloc(512, sizeof(float));
+    cllm_engine_set_logits_hook(e, keep_row, out);
+    cllm_request r = cllm_request_default();
+    r.prompt = ids;
+    r.n_prompt = (size_t)n;
+    r.max_tokens = 0;
+    if (!out || cllm_generate(e, &r, NULL, NULL, NULL)) {
         fprintf(stderr, "%s\n", cllm_last_error());
         free(out);
         out = NULL;
-    } else {
-        memcpy(out, cllm_session_logits(s), 512 * sizeof(float));
     }
-    cllm_session_free(s);
+    cllm_engine_free(e);
     return out;
 }
 

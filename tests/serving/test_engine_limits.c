@@ -38,8 +38,9 @@ static void test_limits(cllm_model *m) {
     CHECK(cllm_engine_submit(e, &r, &id) == CLLM_ERR_INVALID_ARG);
     CHECK(contains(cllm_last_error(), "token id 512"));
     p[3] = 4;
-    r.max_tokens = 0;
+    r.max_tokens = -1;
     CHECK(cllm_engine_submit(e, &r, &id) == CLLM_ERR_INVALID_ARG);
+    CHECK(contains(cllm_last_error(), "max_tokens -1 < 0"));
     r.max_tokens = 54; /* 64 tokens: exactly the pool */
     CHECK(cllm_engine_submit(e, &r, &id) == CLLM_OK && id > 0);
     CHECK(cllm_engine_has_work(e));

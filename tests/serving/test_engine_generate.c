@@ -1,34 +1,45 @@
-/* test_engine_session.c - 8 concurrent greedy requests through the engine give, token for token,
- * what each gives alone through cllm_generate, and the llama2.c golden ids for the golden
- * prompts; the streamed text equals the one-shot decode of the generated ids. */
+/* test_engine_generate.c - cllm_generate (one request on its own engine, as `cllm run` does)
+ * gives the llama2.c golden ids for the golden prompts; 8 concurrent greedy requests through one
+ * engine give, token for token, what each gives alone through cllm_generate; the streamed text
+ * equals the one-shot decode of the generated ids; a callback that asks to stop cancels. */
 #include "serving_util.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #define N 8
 
-/* Tokens of one generation via the callback (ids >= 0 only). */
+/* Tokens of one generation via the callback (ids >= 0 only); stop after `limit` if > 0. */
 typedef struct {
     int32_t *ids;
-    int n;
+    int n, limit, calls_after_stop;
+    bool stopped;
 } collect;
-static int on_token(void *user, int32_t id, const char *text, size_t len) {
-    (void)text;
-    (void)len;
+static int on_token(void *user, const cllm_event *ev) {
     collect *c = user;
-    if (id >= 0) c->ids[c->n++] = id;
-    return 0;
+    if (c->stopped) c->calls_after_stop++;
+    if (ev->token >= 0) c->ids[c->n++] = ev->token;
+    if (c->limit > 0 && c->n == c->limit) c->stopped = true;
+    return c->stopped;
 }
 
-static int alone(cllm_model *m, const run_req *r, int32_t *out) {
-    cllm_session *s;
-    cllm_session_params sp = cllm_session_default_params();
-    sp.n_ctx = 512;
-    if (cllm_session_create(m, &sp, &s)) return -1;
-    collect c = {out, 0};
-    cllm_gen_params gp = {.max_tokens = r->max_tokens, .ignore_eos = r->ignore_eos};
-    int rc = cllm_generate(s, r->prompt, (size_t)r->n_prompt, &r->sp, &gp, on_token, &c, NULL);
-    cllm_session_free(s);
+/* The request alone on a fresh engine sized like `cllm run` sizes it. */
+static int alone(cllm_model *m, const run_req *r, int32_t *out, int limit, cllm_gen_stats *st) {
+    cllm_engine *e;
+    cllm_engine_params ep = cllm_engine_default_params();
+    ep.kv_tokens = ep.max_model_len = 512;
+    ep.max_seqs = 1;
+    if (cllm_engine_create(m, &ep, &e)) return -1;
+    collect c = {out, 0, limit, 0, false};
+    cllm_request rq = cllm_request_default();
+    rq.prompt = r->prompt;
+    rq.n_prompt = (size_t)r->n_prompt;
+    rq.sampling = r->sp;
+    rq.max_tokens = r->max_tokens;
+    rq.ignore_eos = r->ignore_eos;
+    int rc = cllm_generate(e, &rq, on_token, &c, st);
+    CHECK(c.calls_after_stop == 0);
+    cllm_engine_free(e);
     return rc ? -1 : c.n;
 }
 
@@ -78,13 +89,24 @@ int main(void) {
     static int32_t ref[N][RUN_MAX_TOKENS];
     int n_ref[N];
     for (int i = 0; i < N; i++) {
-        n_ref[i] = alone(m, &rq[i], ref[i]);
+        cllm_gen_stats st;
+        n_ref[i] = alone(m, &rq[i], ref[i], 0, &st);
         CHECK(n_ref[i] > 0);
+        CHECK(st.n_gen == n_ref[i] && st.n_prompt == rq[i].n_prompt && st.n_cached == 0);
+        CHECK(st.finish == (n_ref[i] == rq[i].max_tokens ? CLLM_REASON_LENGTH : CLLM_REASON_STOP));
+        CHECK(st.finish != CLLM_REASON_STOP || st.eos);
         if (i < n_golden) {
             CHECK_MSG(n_ref[i] + rq[i].n_prompt == n_gold_ids[i], "golden %d length", i);
             CHECK_MSG(memcmp(ref[i], golden[i] + rq[i].n_prompt, sizeof(int32_t) * n_ref[i]) == 0,
-                      "session differs from golden %d", i);
+                      "cllm_generate differs from golden %d", i);
         }
+    }
+    /* The callback stops the generation: cancelled after exactly 3 tokens, no more events. */
+    {
+        cllm_gen_stats st;
+        int32_t few[RUN_MAX_TOKENS];
+        CHECK(alone(m, &rq[0], few, 3, &st) == 3);
+        CHECK(st.finish == CLLM_REASON_CANCELLED && memcmp(few, ref[0], 3 * sizeof(int32_t)) == 0);
     }
     int mbts[3] = {7, 64, 512};
     for (int t = 0; t < 3; t++) {
@@ -95,7 +117,7 @@ int main(void) {
         for (int i = 0; i < N; i++) {
             CHECK_MSG(outs[i].n == n_ref[i] &&
                           memcmp(outs[i].tokens, ref[i], sizeof(int32_t) * n_ref[i]) == 0,
-                      "request %d (mbt %d): engine differs from session", i, mbts[t]);
+                      "request %d (mbt %d): batched differs from alone", i, mbts[t]);
             if (i < n_golden)
                 CHECK_MSG(memcmp(outs[i].tokens, golden[i] + rq[i].n_prompt,
                                  sizeof(int32_t) * outs[i].n) == 0,
