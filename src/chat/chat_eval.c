@@ -251,10 +251,10 @@ static cllm_status do_slice(chat_rt *rt, cv *obj, cv *lo, cv *hi, cv *stp, int l
         utf8_next(obj->u.str.s, obj->u.str.n, &i);
     }
     offs[len] = obj->u.str.n;
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     for (size_t k = 0; k < cnt; k++) {
         int64_t c = start + (int64_t)k * step;
-        chat_buf_put(&b, obj->u.str.s + offs[c], offs[c + 1] - offs[c]);
+        sb_append(&b, obj->u.str.s + offs[c], offs[c + 1] - offs[c]);
     }
     *out = cv_str_take_buf(rt, &b);
     return *out ? CLLM_OK : CLLM_ERR_LIMIT;
@@ -284,9 +284,9 @@ static cllm_status repeat(chat_rt *rt, cv *seq, int64_t times, int line, cv **ou
     if (unit && (uint64_t)times > CHAT_MAX_OUTPUT / unit)
         return err_set(CLLM_ERR_LIMIT, "chat template line %d: repetition result too large", line);
     if (seq->kind == CV_STR) {
-        chat_buf b = {0};
+        strbuf b = CHAT_BUF_INIT;
         for (int64_t k = 0; k < times; k++)
-            chat_buf_put(&b, seq->u.str.s, seq->u.str.n);
+            sb_append(&b, seq->u.str.s, seq->u.str.n);
         *out = cv_str_take_buf(rt, &b);
         return *out ? CLLM_OK : CLLM_ERR_LIMIT;
     }
@@ -306,9 +306,9 @@ static cllm_status binary(chat_rt *rt, int op, cv *a, cv *b, int line, cv **out)
     if (op == '~') {
         cv *sa = cv_to_str(rt, a), *sb = sa ? cv_to_str(rt, b) : NULL;
         if (!sb) return CLLM_ERR_UNSUPPORTED; /* message already recorded */
-        chat_buf buf = {0};
-        chat_buf_put(&buf, sa->u.str.s, sa->u.str.n);
-        chat_buf_put(&buf, sb->u.str.s, sb->u.str.n);
+        strbuf buf = CHAT_BUF_INIT;
+        sb_append(&buf, sa->u.str.s, sa->u.str.n);
+        sb_append(&buf, sb->u.str.s, sb->u.str.n);
         *out = cv_str_take_buf(rt, &buf);
         return *out ? CLLM_OK : CLLM_ERR_LIMIT;
     }
@@ -412,9 +412,9 @@ static cllm_status binary(chat_rt *rt, int op, cv *a, cv *b, int line, cv **out)
         return (*out = cv_float(rt, r)) ? CLLM_OK : nomem();
     }
     if (op == '+' && a->kind == CV_STR && b->kind == CV_STR) {
-        chat_buf buf = {0};
-        chat_buf_put(&buf, a->u.str.s, a->u.str.n);
-        chat_buf_put(&buf, b->u.str.s, b->u.str.n);
+        strbuf buf = CHAT_BUF_INIT;
+        sb_append(&buf, a->u.str.s, a->u.str.n);
+        sb_append(&buf, b->u.str.s, b->u.str.n);
         *out = cv_str_take_buf(rt, &buf);
         return *out ? CLLM_OK : CLLM_ERR_LIMIT;
     }

@@ -109,14 +109,14 @@ static cllm_status exec_for(chat_rt *rt, chat_frame *f, const chat_node *n) {
 }
 
 static cllm_status render_to_string(chat_rt *rt, chat_frame *f, const chat_node *body, cv **out) {
-    chat_buf buf = {0};
-    chat_buf *saved = rt->out;
+    strbuf buf = CHAT_BUF_INIT;
+    strbuf *saved = rt->out;
     rt->out = &buf;
     int flow = FLOW_NORMAL;
     cllm_status st = chat_exec_body(rt, f, body, &flow);
     rt->out = saved;
     if (st) {
-        chat_buf_free(&buf);
+        sb_free(&buf);
         return st;
     }
     *out = cv_str_take_buf(rt, &buf);
@@ -186,11 +186,10 @@ static cllm_status exec_node(chat_rt *rt, chat_frame *f, const chat_node *n, int
     cv *v;
     switch (n->kind) {
     case N_DATA:
-        return chat_buf_put(rt->out, n->name, n->name_len) ? CLLM_OK : CLLM_ERR_LIMIT;
+        return sb_append(rt->out, n->name, n->name_len);
     case N_OUTPUT:
         TRY(chat_eval(rt, f, n->a, &v));
-        if (!cv_write(rt->out, v, false))
-            return rt->out->failed ? CLLM_ERR_LIMIT : CLLM_ERR_UNSUPPORTED;
+        if (!cv_write(rt->out, v, false)) return rt->out->err ? rt->out->err : CLLM_ERR_UNSUPPORTED;
         return CLLM_OK;
     case N_IF:
         TRY(chat_eval(rt, f, n->a, &v));
@@ -267,7 +266,7 @@ cllm_status chat_template_render(const chat_template *t, const json_t *context, 
     if (!t || !json_is_object(context))
         return err_set(CLLM_ERR_INVALID_ARG, "chat template: context must be a JSON object");
     chat_rt rt = {0};
-    chat_buf buf = {0};
+    strbuf buf = CHAT_BUF_INIT;
     rt.out = &buf;
     cllm_status st = CLLM_OK;
     chat_frame *g = frame_new(&rt, NULL);
@@ -290,15 +289,15 @@ cllm_status chat_template_render(const chat_template *t, const json_t *context, 
     }
     int flow = 0;
     st = chat_exec_body(&rt, top, t->root, &flow);
-    if (!st && buf.failed) st = CLLM_ERR_LIMIT;
+    if (!st) st = sb_status(&buf);
 done:
     chat_arena_free(&rt.arena);
     if (st) {
-        chat_buf_free(&buf);
+        sb_free(&buf);
         return st;
     }
-    if (!buf.p && !chat_buf_put(&buf, "", 0)) return CLLM_ERR_NOMEM;
+    if (!buf.p && sb_append(&buf, "", 0) != CLLM_OK) return CLLM_ERR_NOMEM;
     *out = buf.p;
-    if (len) *len = buf.n;
+    if (len) *len = buf.len;
     return CLLM_OK;
 }

@@ -59,12 +59,12 @@ static cllm_status f_join(chat_rt *rt, cv *v, const cv_args *a, cv **out) {
     size_t n;
     TRY(chat_iter(rt, v, a->line, &items, &n));
     if (sep) TRY(need_str(rt, sep, &sep));
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         cv *it = items[i], *s;
         if (attr) {
             if (attr->kind != CV_STR) {
-                chat_buf_free(&b);
+                sb_free(&b);
                 return err_set(CLLM_ERR_UNSUPPORTED,
                                "chat template line %d: join attribute "
                                "must be a string",
@@ -72,23 +72,23 @@ static cllm_status f_join(chat_rt *rt, cv *v, const cv_args *a, cv **out) {
             }
             cllm_status st = chat_getitem(rt, it, attr, a->line, &it);
             if (st) {
-                chat_buf_free(&b);
+                sb_free(&b);
                 return st;
             }
         }
-        if (i && sep) chat_buf_put(&b, sep->u.str.s, sep->u.str.n);
+        if (i && sep) sb_append(&b, sep->u.str.s, sep->u.str.n);
         if (!(s = cv_to_str(rt, it))) {
-            chat_buf_free(&b);
+            sb_free(&b);
             return CLLM_ERR_UNSUPPORTED;
         }
-        chat_buf_put(&b, s->u.str.s, s->u.str.n);
+        sb_append(&b, s->u.str.s, s->u.str.n);
     }
     return (*out = cv_str_take_buf(rt, &b)) ? CLLM_OK : CLLM_ERR_LIMIT;
 }
 
 /* jinja2's title filter: capitalize each piece between runs of [-\s({[<]. */
 static cllm_status f_title(chat_rt *rt, cv *s, cv **out) {
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     bool start = true;
     for (size_t i = 0; i < s->u.str.n;) {
         size_t st = i;
@@ -96,15 +96,15 @@ static cllm_status f_title(chat_rt *rt, cv *s, cv **out) {
         bool sep = py_isspace(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
         cv *piece = cv_str(rt, s->u.str.s + st, i - st), *conv;
         if (!piece) {
-            chat_buf_free(&b);
+            sb_free(&b);
             return nomem();
         }
         cllm_status e = chat_str_case(rt, piece, start && !sep ? 'U' : 'L', &conv);
         if (e) {
-            chat_buf_free(&b);
+            sb_free(&b);
             return e;
         }
-        chat_buf_put(&b, conv->u.str.s, conv->u.str.n);
+        sb_append(&b, conv->u.str.s, conv->u.str.n);
         start = sep;
     }
     return (*out = cv_str_take_buf(rt, &b)) ? CLLM_OK : CLLM_ERR_LIMIT;
@@ -113,34 +113,34 @@ static cllm_status f_title(chat_rt *rt, cv *s, cv **out) {
 static cllm_status f_indent(chat_rt *rt, cv *s, const cv_args *a, cv **out) {
     cv *w = chat_arg(a, 0, "width"), *first = chat_arg(a, 1, "first"),
        *blank = chat_arg(a, 2, "blank");
-    chat_buf ind = {0}, b = {0};
+    strbuf ind = CHAT_BUF_INIT, b = CHAT_BUF_INIT;
     if (w && w->kind == CV_STR)
-        chat_buf_put(&ind, w->u.str.s, w->u.str.n);
+        sb_append(&ind, w->u.str.s, w->u.str.n);
     else {
         int64_t n = w && w->kind == CV_INT ? w->u.i : 4;
         for (int64_t k = 0; k < n && k < 1024; k++)
-            chat_buf_putc(&ind, ' ');
+            sb_putc(&ind, ' ');
     }
     /* s.splitlines() on s + "\n", then join with "\n" + indent (skipping blank lines unless
      * blank=True); only \n, \r\n and \r are treated as line breaks here */
     const char *p = s->u.str.s;
     size_t n = s->u.str.n, i = 0, line = 0;
-    if (first && cv_truthy(first)) chat_buf_put(&b, ind.p, ind.n);
+    if (first && cv_truthy(first)) sb_append(&b, ind.p, ind.len);
     while (i <= n) {
         size_t e = i;
         while (e < n && p[e] != '\n' && p[e] != '\r')
             e++;
         if (e >= n && i == n && line > 0) break;
         if (line > 0) {
-            chat_buf_putc(&b, '\n');
-            if (e > i || (blank && cv_truthy(blank))) chat_buf_put(&b, ind.p, ind.n);
+            sb_putc(&b, '\n');
+            if (e > i || (blank && cv_truthy(blank))) sb_append(&b, ind.p, ind.len);
         }
-        chat_buf_put(&b, p + i, e - i);
+        sb_append(&b, p + i, e - i);
         line++;
         if (e >= n) break;
         i = e + (p[e] == '\r' && e + 1 < n && p[e + 1] == '\n' ? 2 : 1);
     }
-    chat_buf_free(&ind);
+    sb_free(&ind);
     return (*out = cv_str_take_buf(rt, &b)) ? CLLM_OK : CLLM_ERR_LIMIT;
 }
 
@@ -359,7 +359,7 @@ static cllm_status f_unique(chat_rt *rt, cv *v, const cv_args *a, cv **out) {
 static cllm_status f_escape(chat_rt *rt, cv *v, cv **out) {
     cv *s;
     TRY(need_str(rt, v, &s));
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     for (size_t i = 0; i < s->u.str.n; i++) {
         char c = s->u.str.s[i];
         const char *r = c == '&'    ? "&amp;"
@@ -369,9 +369,9 @@ static cllm_status f_escape(chat_rt *rt, cv *v, cv **out) {
                         : c == '\'' ? "&#39;"
                                     : NULL;
         if (r)
-            chat_buf_puts(&b, r);
+            sb_puts(&b, r);
         else
-            chat_buf_putc(&b, c);
+            sb_putc(&b, c);
     }
     return (*out = cv_str_take_buf(rt, &b)) ? CLLM_OK : CLLM_ERR_LIMIT;
 }

@@ -5,6 +5,7 @@
 #define CLLM_CHAT_CHAT_INTERNAL_H
 
 #include "base/error.h"
+#include "base/strbuf.h"
 #include "chat/chat_template.h"
 
 #include <stdbool.h>
@@ -29,18 +30,9 @@ void *chat_alloc(chat_arena *a, size_t n); /* zeroed; NULL (with error set) past
 char *chat_strdup(chat_arena *a, const char *s, size_t n); /* NUL-terminated copy */
 void chat_arena_free(chat_arena *a);
 
-/* ---- growable malloc'd byte buffer ---- */
-typedef struct chat_buf {
-    char *p;
-    size_t n, cap;
-    size_t limit; /* 0 = CHAT_MAX_OUTPUT */
-    bool failed;  /* allocation or limit failure happened (error already recorded) */
-} chat_buf;
-
-bool chat_buf_put(chat_buf *b, const char *s, size_t n);
-bool chat_buf_puts(chat_buf *b, const char *s);
-bool chat_buf_putc(chat_buf *b, char c);
-void chat_buf_free(chat_buf *b);
+/* ---- output buffers: base/strbuf.h, capped at CHAT_MAX_OUTPUT bytes (CLLM_ERR_LIMIT) ---- */
+#define CHAT_BUF_INIT                                                                              \
+    { .limit = CHAT_MAX_OUTPUT }
 
 /* ---- values ---- */
 typedef enum cv_kind {
@@ -118,7 +110,7 @@ cv *cv_int(chat_rt *rt, int64_t i);
 cv *cv_float(chat_rt *rt, double f);
 cv *cv_bool(bool b);
 cv *cv_str(chat_rt *rt, const char *s, size_t n); /* copies */
-cv *cv_str_take_buf(chat_rt *rt, chat_buf *b);    /* copies then frees b */
+cv *cv_str_take_buf(chat_rt *rt, strbuf *b);      /* copies then frees b */
 cv *cv_list(chat_rt *rt, size_t n);               /* n slots, filled by caller */
 cv *cv_dict(chat_rt *rt);
 cv *cv_undef(chat_rt *rt, const char *name);
@@ -131,17 +123,17 @@ bool cv_truthy(const cv *v);
 bool cv_eq(const cv *a, const cv *b);
 const char *cv_type_name(const cv *v);
 /* Python str(v) (repr_mode false) or repr(v) appended to b. */
-bool cv_write(chat_buf *b, const cv *v, bool repr_mode);
+bool cv_write(strbuf *b, const cv *v, bool repr_mode);
 /* str(v) as a value (strings are returned unchanged). */
 cv *cv_to_str(chat_rt *rt, cv *v);
 /* json.dumps(v, ensure_ascii=False, indent=indent (<0: none), sort_keys) appended to b. */
-cllm_status cv_to_json(chat_rt *rt, chat_buf *b, const cv *v, int indent, bool sort_keys, int line);
+cllm_status cv_to_json(chat_rt *rt, strbuf *b, const cv *v, int indent, bool sort_keys, int line);
 cv *cv_from_json(chat_rt *rt, const json_t *j, int depth);
 bool cv_is_seq(const cv *v); /* list/tuple/string/dict: iterable */
 size_t utf8_count(const char *s, size_t n);
 bool py_isspace(uint32_t c);
 uint32_t utf8_next(const char *s, size_t n, size_t *i); /* decodes one code point, advancing *i */
-void py_float_repr(chat_buf *b, double f);
+void py_float_repr(strbuf *b, double f);
 
 /* ---- AST ---- */
 typedef enum chat_nkind {
@@ -240,7 +232,7 @@ struct chat_frame {
 
 struct chat_rt {
     chat_arena arena;
-    chat_buf *out;
+    strbuf *out;
     int depth;
     uint64_t steps;
     chat_frame *globals;

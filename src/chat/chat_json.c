@@ -14,33 +14,33 @@ typedef struct json_opts {
     size_t item_sep_n, key_sep_n;
 } json_opts;
 
-static void put_str(chat_buf *b, const char *s, size_t n, bool ascii) {
-    chat_buf_putc(b, '"');
+static void put_str(strbuf *b, const char *s, size_t n, bool ascii) {
+    sb_putc(b, '"');
     char esc[16];
     for (size_t i = 0; i < n;) {
         size_t st = i;
         uint32_t c = utf8_next(s, n, &i);
         switch (c) {
         case '"':
-            chat_buf_puts(b, "\\\"");
+            sb_puts(b, "\\\"");
             break;
         case '\\':
-            chat_buf_puts(b, "\\\\");
+            sb_puts(b, "\\\\");
             break;
         case '\n':
-            chat_buf_puts(b, "\\n");
+            sb_puts(b, "\\n");
             break;
         case '\r':
-            chat_buf_puts(b, "\\r");
+            sb_puts(b, "\\r");
             break;
         case '\t':
-            chat_buf_puts(b, "\\t");
+            sb_puts(b, "\\t");
             break;
         case '\b':
-            chat_buf_puts(b, "\\b");
+            sb_puts(b, "\\b");
             break;
         case '\f':
-            chat_buf_puts(b, "\\f");
+            sb_puts(b, "\\f");
             break;
         default:
             if (c < 0x20 || (ascii && c > 0x7e)) {
@@ -51,32 +51,32 @@ static void put_str(chat_buf *b, const char *s, size_t n, bool ascii) {
                 } else {
                     snprintf(esc, sizeof esc, "\\u%04x", c);
                 }
-                chat_buf_puts(b, esc);
+                sb_puts(b, esc);
             } else {
-                chat_buf_put(b, s + st, i - st);
+                sb_append(b, s + st, i - st);
             }
         }
     }
-    chat_buf_putc(b, '"');
+    sb_putc(b, '"');
 }
 
-static void newline(chat_buf *b, const json_opts *o, int level) {
-    chat_buf_putc(b, '\n');
+static void newline(strbuf *b, const json_opts *o, int level) {
+    sb_putc(b, '\n');
     for (int k = 0; k < level * o->indent; k++)
-        chat_buf_putc(b, ' ');
+        sb_putc(b, ' ');
 }
 
 /* JSON object keys: str as is; int/float/bool/None converted like json.dumps does. */
-static cllm_status key_string(chat_rt *rt, const cv *k, chat_buf *kb, int line) {
+static cllm_status key_string(chat_rt *rt, const cv *k, strbuf *kb, int line) {
     switch (k->kind) {
     case CV_STR:
-        chat_buf_put(kb, k->u.str.s, k->u.str.n);
+        sb_append(kb, k->u.str.s, k->u.str.n);
         return CLLM_OK;
     case CV_BOOL:
-        chat_buf_puts(kb, k->u.b ? "true" : "false");
+        sb_puts(kb, k->u.b ? "true" : "false");
         return CLLM_OK;
     case CV_NONE:
-        chat_buf_puts(kb, "null");
+        sb_puts(kb, "null");
         return CLLM_OK;
     case CV_INT:
     case CV_FLOAT:
@@ -90,37 +90,37 @@ static cllm_status key_string(chat_rt *rt, const cv *k, chat_buf *kb, int line) 
 }
 
 typedef struct kv_pair {
-    chat_buf key;
+    strbuf key;
     const cv *val;
 } kv_pair;
 
 static int cmp_pairs(const void *x, const void *y) {
     const kv_pair *a = x, *b = y;
-    size_t n = a->key.n < b->key.n ? a->key.n : b->key.n;
+    size_t n = a->key.len < b->key.len ? a->key.len : b->key.len;
     int c = n ? memcmp(a->key.p, b->key.p, n) : 0;
-    return c ? c : (a->key.n > b->key.n) - (a->key.n < b->key.n);
+    return c ? c : (a->key.len > b->key.len) - (a->key.len < b->key.len);
 }
 
-static cllm_status dump(chat_rt *rt, chat_buf *b, const cv *v, const json_opts *o, int level,
+static cllm_status dump(chat_rt *rt, strbuf *b, const cv *v, const json_opts *o, int level,
                         int line) {
     if (level > CHAT_MAX_DEPTH)
         return err_set(CLLM_ERR_LIMIT, "chat template line %d: tojson: value nested too deeply",
                        line);
     switch (v->kind) {
     case CV_NONE:
-        chat_buf_puts(b, "null");
+        sb_puts(b, "null");
         break;
     case CV_BOOL:
-        chat_buf_puts(b, v->u.b ? "true" : "false");
+        sb_puts(b, v->u.b ? "true" : "false");
         break;
     case CV_INT:
         cv_write(b, v, false);
         break;
     case CV_FLOAT:
         if (isnan(v->u.f))
-            chat_buf_puts(b, "NaN");
+            sb_puts(b, "NaN");
         else if (isinf(v->u.f))
-            chat_buf_puts(b, v->u.f < 0 ? "-Infinity" : "Infinity");
+            sb_puts(b, v->u.f < 0 ? "-Infinity" : "Infinity");
         else
             py_float_repr(b, v->u.f);
         break;
@@ -134,45 +134,46 @@ static cllm_status dump(chat_rt *rt, chat_buf *b, const cv *v, const json_opts *
                            "serializable",
                            line);
         if (!v->u.list.n) {
-            chat_buf_puts(b, "[]");
+            sb_puts(b, "[]");
             break;
         }
-        chat_buf_putc(b, '[');
+        sb_putc(b, '[');
         for (size_t i = 0; i < v->u.list.n; i++) {
-            if (i) chat_buf_put(b, o->item_sep, o->item_sep_n);
+            if (i) sb_append(b, o->item_sep, o->item_sep_n);
             if (o->indent >= 0) newline(b, o, level + 1);
             cllm_status st = dump(rt, b, v->u.list.v[i], o, level + 1, line);
             if (st) return st;
         }
         if (o->indent >= 0) newline(b, o, level);
-        chat_buf_putc(b, ']');
+        sb_putc(b, ']');
         break;
     case CV_DICT: {
         size_t n = v->u.dict.n;
         if (!n) {
-            chat_buf_puts(b, "{}");
+            sb_puts(b, "{}");
             break;
         }
         kv_pair *pairs = calloc(n, sizeof(*pairs));
         if (!pairs) return err_set(CLLM_ERR_NOMEM, "chat template: out of memory");
         cllm_status st = CLLM_OK;
         for (size_t i = 0; i < n && !st; i++) {
+            pairs[i].key.limit = CHAT_MAX_OUTPUT;
             st = key_string(rt, v->u.dict.k[i], &pairs[i].key, line);
             pairs[i].val = v->u.dict.v[i];
         }
         if (!st && o->sort_keys) qsort(pairs, n, sizeof(*pairs), cmp_pairs);
-        if (!st) chat_buf_putc(b, '{');
+        if (!st) sb_putc(b, '{');
         for (size_t i = 0; i < n && !st; i++) {
-            if (i) chat_buf_put(b, o->item_sep, o->item_sep_n);
+            if (i) sb_append(b, o->item_sep, o->item_sep_n);
             if (o->indent >= 0) newline(b, o, level + 1);
-            put_str(b, pairs[i].key.p ? pairs[i].key.p : "", pairs[i].key.n, o->ensure_ascii);
-            chat_buf_put(b, o->key_sep, o->key_sep_n);
+            put_str(b, pairs[i].key.p ? pairs[i].key.p : "", pairs[i].key.len, o->ensure_ascii);
+            sb_append(b, o->key_sep, o->key_sep_n);
             st = dump(rt, b, pairs[i].val, o, level + 1, line);
         }
         if (!st && o->indent >= 0) newline(b, o, level);
-        if (!st) chat_buf_putc(b, '}');
+        if (!st) sb_putc(b, '}');
         for (size_t i = 0; i < n; i++)
-            chat_buf_free(&pairs[i].key);
+            sb_free(&pairs[i].key);
         free(pairs);
         if (st) return st;
         break;
@@ -182,7 +183,7 @@ static cllm_status dump(chat_rt *rt, chat_buf *b, const cv *v, const json_opts *
                        "chat template line %d: tojson: Object of type %s is not JSON serializable",
                        line, cv_type_name(v));
     }
-    return b->failed ? CLLM_ERR_LIMIT : CLLM_OK;
+    return sb_status(b);
 }
 
 cllm_status chat_tojson(chat_rt *rt, cv *val, const cv_args *a, cv **out) {
@@ -214,10 +215,10 @@ cllm_status chat_tojson(chat_rt *rt, cv *val, const cv_args *a, cv **out) {
         o.item_sep_n = strlen(o.item_sep);
         o.key_sep_n = strlen(o.key_sep);
     }
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     cllm_status st = dump(rt, &b, val, &o, 0, a->line);
     if (st) {
-        chat_buf_free(&b);
+        sb_free(&b);
         return st;
     }
     *out = cv_str_take_buf(rt, &b);

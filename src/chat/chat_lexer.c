@@ -67,25 +67,25 @@ static bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-static void put_utf8(chat_buf *b, uint32_t c) {
+static void put_utf8(strbuf *b, uint32_t c) {
     char u[4];
     if (c < 0x80) {
-        chat_buf_putc(b, (char)c);
+        sb_putc(b, (char)c);
     } else if (c < 0x800) {
         u[0] = (char)(0xc0 | (c >> 6));
         u[1] = (char)(0x80 | (c & 0x3f));
-        chat_buf_put(b, u, 2);
+        sb_append(b, u, 2);
     } else if (c < 0x10000) {
         u[0] = (char)(0xe0 | (c >> 12));
         u[1] = (char)(0x80 | ((c >> 6) & 0x3f));
         u[2] = (char)(0x80 | (c & 0x3f));
-        chat_buf_put(b, u, 3);
+        sb_append(b, u, 3);
     } else {
         u[0] = (char)(0xf0 | (c >> 18));
         u[1] = (char)(0x80 | ((c >> 12) & 0x3f));
         u[2] = (char)(0x80 | ((c >> 6) & 0x3f));
         u[3] = (char)(0x80 | (c & 0x3f));
-        chat_buf_put(b, u, 4);
+        sb_append(b, u, 4);
     }
 }
 
@@ -101,10 +101,10 @@ static cllm_status lex_string(lexer *L, chat_token *t) {
     char q = L->s[L->pos];
     size_t i = L->pos + 1;
     int line = L->line;
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     for (;;) {
         if (i >= L->n) {
-            chat_buf_free(&b);
+            sb_free(&b);
             return err_set(CLLM_ERR_FORMAT, "chat template line %d: unterminated string literal",
                            line);
         }
@@ -112,7 +112,7 @@ static cllm_status lex_string(lexer *L, chat_token *t) {
         if (c == q) break;
         if (c == '\n') L->line++;
         if (c != '\\' || i + 1 >= L->n) {
-            chat_buf_putc(&b, c);
+            sb_putc(&b, c);
             i++;
             continue;
         }
@@ -121,7 +121,7 @@ static cllm_status lex_string(lexer *L, chat_token *t) {
         const char *simple = strchr("\\'\"abfnrtv", e);
         if (e && simple) {
             static const char map[] = "\\'\"\a\b\f\n\r\t\v";
-            chat_buf_putc(&b, map[simple - "\\'\"abfnrtv"]);
+            sb_putc(&b, map[simple - "\\'\"abfnrtv"]);
         } else if (e == '\n') {
             L->line++; /* backslash-newline: line continuation, produces nothing */
         } else if (e >= '0' && e <= '7') {
@@ -135,7 +135,7 @@ static cllm_status lex_string(lexer *L, chat_token *t) {
             for (int k = 0; k < nd; k++) {
                 int h = i < L->n ? hexval(L->s[i]) : -1;
                 if (h < 0) {
-                    chat_buf_free(&b);
+                    sb_free(&b);
                     return err_set(CLLM_ERR_FORMAT,
                                    "chat template line %d: truncated \\%c escape in string", line,
                                    e);
@@ -144,7 +144,7 @@ static cllm_status lex_string(lexer *L, chat_token *t) {
                 i++;
             }
             if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-                chat_buf_free(&b);
+                sb_free(&b);
                 return err_set(CLLM_ERR_UNSUPPORTED,
                                "chat template line %d: string escape for code point U+%X is not "
                                "supported",
@@ -152,23 +152,23 @@ static cllm_status lex_string(lexer *L, chat_token *t) {
             }
             put_utf8(&b, v);
         } else if (e == 'N') {
-            chat_buf_free(&b);
+            sb_free(&b);
             return err_set(CLLM_ERR_UNSUPPORTED,
                            "chat template line %d: \\N{...} string escapes are not supported",
                            line);
         } else {
-            chat_buf_putc(&b, '\\'); /* unknown escapes are kept verbatim, like Python */
+            sb_putc(&b, '\\'); /* unknown escapes are kept verbatim, like Python */
             i--;
         }
     }
-    if (b.failed) {
-        chat_buf_free(&b);
+    if (b.err) {
+        sb_free(&b);
         return CLLM_ERR_LIMIT;
     }
     t->type = T_STRING;
-    t->n = b.n;
-    t->s = chat_strdup(L->a, b.p ? b.p : "", b.n);
-    chat_buf_free(&b);
+    t->n = b.len;
+    t->s = chat_strdup(L->a, b.p ? b.p : "", b.len);
+    sb_free(&b);
     if (!t->s) return CLLM_ERR_NOMEM;
     L->pos = i + 1;
     return CLLM_OK;

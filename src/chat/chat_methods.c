@@ -62,14 +62,14 @@ static bool is_cased(uint32_t c) {
     return k == UTF8PROC_CATEGORY_LU || k == UTF8PROC_CATEGORY_LL || k == UTF8PROC_CATEGORY_LT;
 }
 
-static void put_cp(chat_buf *b, uint32_t c) {
+static void put_cp(strbuf *b, uint32_t c) {
     utf8proc_uint8_t u[4];
     utf8proc_ssize_t n = utf8proc_encode_char((utf8proc_int32_t)c, u);
-    chat_buf_put(b, (const char *)u, (size_t)n);
+    sb_append(b, (const char *)u, (size_t)n);
 }
 
 cllm_status chat_str_case(chat_rt *rt, cv *s, int mode, cv **out) {
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     bool prev_cased = false, first = true;
     for (size_t i = 0; i < s->u.str.n;) {
         uint32_t c = utf8_next(s->u.str.s, s->u.str.n, &i);
@@ -216,29 +216,29 @@ static cllm_status m_replace(chat_rt *rt, cv *s, const cv_args *a, cv **out) {
     TRY(want_str(a, old, "replace arg 1"));
     TRY(want_str(a, nw, "replace arg 2"));
     int64_t count = cnt && cnt->kind == CV_INT ? cnt->u.i : -1;
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     const char *p = s->u.str.s;
     size_t len = s->u.str.n, i = 0;
     if (!old->u.str.n) { /* Python inserts `new` around every character */
         while (count != 0) {
-            chat_buf_put(&b, nw->u.str.s, nw->u.str.n);
+            sb_append(&b, nw->u.str.s, nw->u.str.n);
             if (count > 0) count--;
             if (i >= len) break;
             size_t st = i;
             utf8_next(p, len, &i);
-            chat_buf_put(&b, p + st, i - st);
+            sb_append(&b, p + st, i - st);
         }
-        chat_buf_put(&b, p + i, len - i);
+        sb_append(&b, p + i, len - i);
     } else {
         while (count != 0) {
             const char *hit = memmem(p + i, len - i, old->u.str.s, old->u.str.n);
             if (!hit) break;
-            chat_buf_put(&b, p + i, (size_t)(hit - (p + i)));
-            chat_buf_put(&b, nw->u.str.s, nw->u.str.n);
+            sb_append(&b, p + i, (size_t)(hit - (p + i)));
+            sb_append(&b, nw->u.str.s, nw->u.str.n);
             i = (size_t)(hit - p) + old->u.str.n;
             if (count > 0) count--;
         }
-        chat_buf_put(&b, p + i, len - i);
+        sb_append(&b, p + i, len - i);
     }
     return (*out = cv_str_take_buf(rt, &b)) ? CLLM_OK : CLLM_ERR_LIMIT;
 }
@@ -250,17 +250,17 @@ static cllm_status m_join(chat_rt *rt, cv *s, const cv_args *a, cv **out) {
         return err_set(CLLM_ERR_INVALID_ARG, "chat template line %d: join needs an argument",
                        a->line);
     TRY(chat_iter(rt, x, a->line, &items, &n));
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     for (size_t i = 0; i < n; i++) {
         if (items[i]->kind != CV_STR) {
-            chat_buf_free(&b);
+            sb_free(&b);
             return err_set(CLLM_ERR_INVALID_ARG,
                            "chat template line %d: sequence item %zu: expected str instance, %s "
                            "found",
                            a->line, i, cv_type_name(items[i]));
         }
-        if (i) chat_buf_put(&b, s->u.str.s, s->u.str.n);
-        chat_buf_put(&b, items[i]->u.str.s, items[i]->u.str.n);
+        if (i) sb_append(&b, s->u.str.s, s->u.str.n);
+        sb_append(&b, items[i]->u.str.s, items[i]->u.str.n);
     }
     return (*out = cv_str_take_buf(rt, &b)) ? CLLM_OK : CLLM_ERR_LIMIT;
 }

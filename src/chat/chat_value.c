@@ -60,45 +60,6 @@ void chat_arena_free(chat_arena *a) {
     a->total = 0;
 }
 
-bool chat_buf_put(chat_buf *b, const char *s, size_t n) {
-    if (b->failed) return false;
-    size_t lim = b->limit ? b->limit : CHAT_MAX_OUTPUT;
-    if (b->n + n + 1 > lim) {
-        b->failed = true;
-        err_set(CLLM_ERR_LIMIT, "chat template: output larger than %zu bytes", lim);
-        return false;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            err_set(CLLM_ERR_NOMEM, "chat template: out of memory");
-            return false;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return true;
-}
-
-bool chat_buf_puts(chat_buf *b, const char *s) {
-    return chat_buf_put(b, s, strlen(s));
-}
-bool chat_buf_putc(chat_buf *b, char c) {
-    return chat_buf_put(b, &c, 1);
-}
-void chat_buf_free(chat_buf *b) {
-    free(b->p);
-    b->p = NULL;
-    b->n = b->cap = 0;
-}
-
 cv chat_none = {.kind = CV_NONE};
 cv chat_true = {.kind = CV_BOOL, .u.b = true};
 cv chat_false = {.kind = CV_BOOL, .u.b = false};
@@ -136,9 +97,9 @@ cv *cv_str(chat_rt *rt, const char *s, size_t n) {
     return v;
 }
 
-cv *cv_str_take_buf(chat_rt *rt, chat_buf *b) {
-    cv *v = b->failed ? NULL : cv_str(rt, b->p ? b->p : "", b->n);
-    chat_buf_free(b);
+cv *cv_str_take_buf(chat_rt *rt, strbuf *b) {
+    cv *v = b->err ? NULL : cv_str(rt, b->p ? b->p : "", b->len);
+    sb_free(b);
     return v;
 }
 
@@ -336,13 +297,13 @@ bool py_isspace(uint32_t c) {
 
 /* Python's float repr: the shortest digits that round-trip, fixed notation for exponents in
  * [-4, 16), scientific otherwise. */
-void py_float_repr(chat_buf *b, double f) {
+void py_float_repr(strbuf *b, double f) {
     if (isnan(f)) {
-        chat_buf_puts(b, "nan");
+        sb_puts(b, "nan");
         return;
     }
     if (isinf(f)) {
-        chat_buf_puts(b, f < 0 ? "-inf" : "inf");
+        sb_puts(b, f < 0 ? "-inf" : "inf");
         return;
     }
     char tmp[64];
@@ -365,75 +326,75 @@ void py_float_repr(chat_buf *b, double f) {
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
     digits[nd] = 0;
-    if (neg) chat_buf_putc(b, '-');
+    if (neg) sb_putc(b, '-');
     if (exp >= -4 && exp < 16) {
         if (exp >= 0) {
             for (int k = 0; k <= exp; k++)
-                chat_buf_putc(b, k < nd ? digits[k] : '0');
-            chat_buf_putc(b, '.');
+                sb_putc(b, k < nd ? digits[k] : '0');
+            sb_putc(b, '.');
             if (nd > exp + 1)
-                chat_buf_put(b, digits + exp + 1, (size_t)(nd - exp - 1));
+                sb_append(b, digits + exp + 1, (size_t)(nd - exp - 1));
             else
-                chat_buf_putc(b, '0');
+                sb_putc(b, '0');
         } else {
-            chat_buf_puts(b, "0.");
+            sb_puts(b, "0.");
             for (int k = 0; k < -exp - 1; k++)
-                chat_buf_putc(b, '0');
-            chat_buf_put(b, digits, (size_t)nd);
+                sb_putc(b, '0');
+            sb_append(b, digits, (size_t)nd);
         }
     } else {
-        chat_buf_putc(b, digits[0]);
+        sb_putc(b, digits[0]);
         if (nd > 1) {
-            chat_buf_putc(b, '.');
-            chat_buf_put(b, digits + 1, (size_t)(nd - 1));
+            sb_putc(b, '.');
+            sb_append(b, digits + 1, (size_t)(nd - 1));
         }
         snprintf(tmp, sizeof tmp, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-        chat_buf_puts(b, tmp);
+        sb_puts(b, tmp);
     }
 }
 
-static void write_str_repr(chat_buf *b, const char *s, size_t n) {
+static void write_str_repr(strbuf *b, const char *s, size_t n) {
     bool has_sq = memchr(s, '\'', n) != NULL, has_dq = memchr(s, '"', n) != NULL;
     char q = has_sq && !has_dq ? '"' : '\'';
-    chat_buf_putc(b, q);
+    sb_putc(b, q);
     for (size_t i = 0; i < n;) {
         size_t st = i;
         uint32_t c = utf8_next(s, n, &i);
         char esc[16];
         if (c == (uint32_t)q || c == '\\') {
-            chat_buf_putc(b, '\\');
-            chat_buf_putc(b, (char)c);
+            sb_putc(b, '\\');
+            sb_putc(b, (char)c);
         } else if (c == '\n') {
-            chat_buf_puts(b, "\\n");
+            sb_puts(b, "\\n");
         } else if (c == '\r') {
-            chat_buf_puts(b, "\\r");
+            sb_puts(b, "\\r");
         } else if (c == '\t') {
-            chat_buf_puts(b, "\\t");
+            sb_puts(b, "\\t");
         } else if (c < 0x20 || (c >= 0x7f && c < 0xa0)) {
             snprintf(esc, sizeof esc, "\\x%02x", c);
-            chat_buf_puts(b, esc);
+            sb_puts(b, esc);
         } else {
-            chat_buf_put(b, s + st, i - st);
+            sb_append(b, s + st, i - st);
         }
     }
-    chat_buf_putc(b, q);
+    sb_putc(b, q);
 }
 
-bool cv_write(chat_buf *b, const cv *v, bool repr_mode) {
+bool cv_write(strbuf *b, const cv *v, bool repr_mode) {
     char tmp[32];
     switch (v->kind) {
     case CV_UNDEF:
-        if (repr_mode) chat_buf_puts(b, "Undefined");
+        if (repr_mode) sb_puts(b, "Undefined");
         break;
     case CV_NONE:
-        chat_buf_puts(b, "None");
+        sb_puts(b, "None");
         break;
     case CV_BOOL:
-        chat_buf_puts(b, v->u.b ? "True" : "False");
+        sb_puts(b, v->u.b ? "True" : "False");
         break;
     case CV_INT:
         snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i);
-        chat_buf_puts(b, tmp);
+        sb_puts(b, tmp);
         break;
     case CV_FLOAT:
         py_float_repr(b, v->u.f);
@@ -442,7 +403,7 @@ bool cv_write(chat_buf *b, const cv *v, bool repr_mode) {
         if (repr_mode)
             write_str_repr(b, v->u.str.s, v->u.str.n);
         else
-            chat_buf_put(b, v->u.str.s, v->u.str.n);
+            sb_append(b, v->u.str.s, v->u.str.n);
         break;
     case CV_LIST:
         if (v->u.list.gen) {
@@ -451,41 +412,41 @@ bool cv_write(chat_buf *b, const cv *v, bool repr_mode) {
                     "supported; add |list");
             return false;
         }
-        chat_buf_putc(b, v->u.list.tuple ? '(' : '[');
+        sb_putc(b, v->u.list.tuple ? '(' : '[');
         for (size_t i = 0; i < v->u.list.n; i++) {
-            if (i) chat_buf_puts(b, ", ");
+            if (i) sb_puts(b, ", ");
             if (!cv_write(b, v->u.list.v[i], true)) return false;
         }
-        if (v->u.list.tuple && v->u.list.n == 1) chat_buf_putc(b, ',');
-        chat_buf_putc(b, v->u.list.tuple ? ')' : ']');
+        if (v->u.list.tuple && v->u.list.n == 1) sb_putc(b, ',');
+        sb_putc(b, v->u.list.tuple ? ')' : ']');
         break;
     case CV_NS:
-        chat_buf_puts(b, "<Namespace ");
+        sb_puts(b, "<Namespace ");
         /* fallthrough */
     case CV_DICT:
-        chat_buf_putc(b, '{');
+        sb_putc(b, '{');
         for (size_t i = 0; i < v->u.dict.n; i++) {
-            if (i) chat_buf_puts(b, ", ");
+            if (i) sb_puts(b, ", ");
             if (!cv_write(b, v->u.dict.k[i], true)) return false;
-            chat_buf_puts(b, ": ");
+            sb_puts(b, ": ");
             if (!cv_write(b, v->u.dict.v[i], true)) return false;
         }
-        chat_buf_putc(b, '}');
-        if (v->kind == CV_NS) chat_buf_putc(b, '>');
+        sb_putc(b, '}');
+        if (v->kind == CV_NS) sb_putc(b, '>');
         break;
     default:
         err_set(CLLM_ERR_UNSUPPORTED, "chat template: printing a %s is not supported",
                 cv_type_name(v));
         return false;
     }
-    return !b->failed;
+    return b->err == CLLM_OK;
 }
 
 cv *cv_to_str(chat_rt *rt, cv *v) {
     if (v->kind == CV_STR) return v;
-    chat_buf b = {0};
+    strbuf b = CHAT_BUF_INIT;
     if (!cv_write(&b, v, false)) {
-        chat_buf_free(&b);
+        sb_free(&b);
         return NULL;
     }
     return cv_str_take_buf(rt, &b);

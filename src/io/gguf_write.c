@@ -3,6 +3,7 @@
 #include "io/gguf_write.h"
 
 #include "base/error.h"
+#include "base/strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,17 +11,12 @@
 
 #define ALIGN 32
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t len, cap;
-} wbuf;
-
 typedef struct wtensor {
     uint64_t offset, nbytes;
 } wtensor;
 
 struct gguf_writer {
-    wbuf kv, ti;
+    strbuf kv, ti; /* metadata key/values and tensor infos, in file order */
     uint64_t n_kv, n_tensors, data_size;
     wtensor *tensors;
     char **keys;
@@ -30,31 +26,19 @@ struct gguf_writer {
     uint64_t cur, cur_written; /* tensor being written and its bytes so far */
 };
 
-static void put(gguf_writer *w, wbuf *b, const void *p, size_t n) {
-    if (w->oom) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            w->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
+/* Append to a metadata buffer; a failure is remembered in w->oom and reported by the next
+ * call that returns a status. */
+static void put(gguf_writer *w, strbuf *b, const void *p, size_t n) {
+    if (!w->oom && sb_append(b, p, n) != CLLM_OK) w->oom = true;
 }
 
-static void put_u32(gguf_writer *w, wbuf *b, uint32_t v) {
+static void put_u32(gguf_writer *w, strbuf *b, uint32_t v) {
     put(w, b, &v, 4);
 }
-static void put_u64(gguf_writer *w, wbuf *b, uint64_t v) {
+static void put_u64(gguf_writer *w, strbuf *b, uint64_t v) {
     put(w, b, &v, 8);
 }
-static void put_str(gguf_writer *w, wbuf *b, const char *s, size_t len) {
+static void put_str(gguf_writer *w, strbuf *b, const char *s, size_t len) {
     put_u64(w, b, len);
     put(w, b, s, len);
 }
@@ -74,8 +58,8 @@ void gguf_writer_free(gguf_writer *w) {
     for (uint64_t i = 0; i < w->n_kv; i++)
         free(w->keys[i]);
     free(w->keys);
-    free(w->kv.p);
-    free(w->ti.p);
+    sb_free(&w->kv);
+    sb_free(&w->ti);
     free(w->tensors);
     free(w->path);
     free(w);

@@ -6,25 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool srv_buf_add(srv_buf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return false;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return true;
-}
-
-void srv_buf_free(srv_buf *b) {
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
-
 char *srv_fmt_json(json_t *v, size_t *len) {
     char *s = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(v);
@@ -185,7 +166,7 @@ char *srv_fmt_response(srv_job *j, size_t *len) {
 }
 
 /* One `data: {...}\n\n` chunk with a single choice (or none when choice is NULL). */
-static bool chunk(srv_job *j, srv_buf *out, json_t *choice, json_t *use) {
+static bool chunk(srv_job *j, strbuf *out, json_t *choice, json_t *use) {
     bool chat = j->req.kind == SRV_CHAT;
     json_t *choices = json_array();
     if (choice) json_array_append_new(choices, choice);
@@ -197,7 +178,7 @@ static bool chunk(srv_job *j, srv_buf *out, json_t *choice, json_t *use) {
     size_t n;
     char *s = srv_fmt_json(o, &n);
     bool ok =
-        s && srv_buf_add(out, "data: ", 6) && srv_buf_add(out, s, n) && srv_buf_add(out, "\n\n", 2);
+        s && !sb_append(out, "data: ", 6) && !sb_append(out, s, n) && !sb_append(out, "\n\n", 2);
     free(s);
     return ok;
 }
@@ -212,7 +193,7 @@ static json_t *delta_choice(srv_job *j, srv_choice *c, json_t *delta_or_text, js
                      "finish_reason", fin);
 }
 
-bool srv_fmt_stream(srv_job *j, srv_buf *out) {
+bool srv_fmt_stream(srv_job *j, strbuf *out) {
     bool chat = j->req.kind == SRV_CHAT, ok = true;
     if (!j->head_sent) {
         j->head_sent = true;
@@ -253,8 +234,8 @@ bool srv_fmt_stream(srv_job *j, srv_buf *out) {
                          c->error[0] ? c->error : "generation cancelled");
                 size_t n;
                 char *s = srv_fmt_error(&e, &n);
-                ok = s && srv_buf_add(out, "data: ", 6) && srv_buf_add(out, s, n) &&
-                     srv_buf_add(out, "\n\n", 2);
+                ok = s && !sb_append(out, "data: ", 6) && !sb_append(out, s, n) &&
+                     !sb_append(out, "\n\n", 2);
                 free(s);
             } else {
                 json_t *d = chat ? json_object() : json_string("");
@@ -265,7 +246,7 @@ bool srv_fmt_stream(srv_job *j, srv_buf *out) {
     }
     if (ok && open == 0 && !j->stream_done) {
         if (j->req.include_usage) ok = chunk(j, out, NULL, usage(j));
-        ok = ok && srv_buf_add(out, "data: [DONE]\n\n", 14);
+        ok = ok && !sb_append(out, "data: [DONE]\n\n", 14);
         j->stream_done = true;
     }
     return ok;

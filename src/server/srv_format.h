@@ -14,6 +14,6 @@ char *srv_fmt_response(srv_job *j, size_t *len);
 /* Append the SSE chunks of everything not yet streamed (job->mu held): role/echo chunks first,
  * text deltas, finish chunks, then usage and [DONE] once every choice finished (stream_done).
  * False on out of memory. */
-bool srv_fmt_stream(srv_job *j, srv_buf *out);
+bool srv_fmt_stream(srv_job *j, strbuf *out);
 
 #endif

@@ -68,18 +68,19 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max) {
     srv_conn *c = cls;
     srv_job *j = c->job;
     pthread_mutex_lock(&j->mu);
-    if (c->sse.off == c->sse.len) {
-        c->sse.off = c->sse.len = 0;
+    if (c->sse_off == c->sse.len) {
+        c->sse_off = 0;
+        sb_clear(&c->sse);
         if (!srv_fmt_stream(j, &c->sse)) {
             pthread_mutex_unlock(&j->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
-    size_t n = c->sse.len - c->sse.off;
+    size_t n = c->sse.len - c->sse_off;
     if (n) {
         if (n > max) n = max;
-        memcpy(buf, c->sse.p + c->sse.off, n);
-        c->sse.off += n;
+        memcpy(buf, c->sse.p + c->sse_off, n);
+        c->sse_off += n;
         pthread_mutex_unlock(&j->mu);
         return (ssize_t)n;
     }
@@ -226,7 +227,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (*upload_size) {
         if (c->body.len + *upload_size > (size_t)c->s->cfg.max_body)
             c->too_large = true; /* keep reading (and dropping) so the client gets the 413 */
-        else if (!srv_buf_add(&c->body, upload, *upload_size))
+        else if (sb_append(&c->body, upload, *upload_size) != CLLM_OK)
             c->too_large = true;
         *upload_size = 0;
         return MHD_YES;
@@ -257,8 +258,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         fprintf(stderr, "cllm: %s %s %d %d+%d tokens %.1f ms%s\n", c->method, c->path, c->status,
                 n_prompt, n_gen, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
-    srv_buf_free(&c->body);
-    srv_buf_free(&c->sse);
+    sb_free(&c->body);
+    sb_free(&c->sse);
     free(c);
 }
 

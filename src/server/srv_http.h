@@ -11,12 +11,13 @@ typedef struct srv_conn {
     srv_server *s;
     struct MHD_Connection *conn;
     char method[16], path[160];
-    srv_buf body;
+    strbuf body;
     bool too_large;
     double t0;
     int status;
     srv_job *job;
-    srv_buf sse; /* streamed bytes not yet handed to MHD */
+    strbuf sse;     /* streamed bytes ... */
+    size_t sse_off; /* ... of which those before sse_off were handed to MHD */
 } srv_conn;
 
 /* Queue a reply; body (malloc'd, may be NULL on out of memory -> 500) is freed. */

@@ -3,6 +3,7 @@
 #ifndef CLLM_SERVER_SRV_INTERNAL_H
 #define CLLM_SERVER_SRV_INTERNAL_H
 
+#include "base/strbuf.h"
 #include "server/server.h"
 #include "server/srv_job.h"
 #include "server/srv_metrics.h"
@@ -29,14 +30,5 @@ struct srv_server {
     srv_job *jobs;
     atomic_ullong next_id;
 };
-
-/* A growable byte buffer. */
-typedef struct srv_buf {
-    char *p;
-    size_t len, cap, off;
-} srv_buf;
-
-bool srv_buf_add(srv_buf *b, const char *s, size_t n);
-void srv_buf_free(srv_buf *b);
 
 #endif

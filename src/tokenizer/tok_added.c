@@ -26,7 +26,7 @@ cllm_status tok_matcher_build(tok_matcher *mt, const tok_added *toks, size_t n_t
     memset(mt, 0, sizeof *mt);
     cllm_status st = CLLM_OK;
     tok_match m;
-    tok_buf nb = {0};
+    strbuf nb = {0};
     if (n_toks == 0) return CLLM_OK;
     if ((st = tok_match_init(&m)) != CLLM_OK) return st;
     mt->pats = calloc(n_toks, sizeof *mt->pats);
@@ -36,7 +36,7 @@ cllm_status tok_matcher_build(tok_matcher *mt, const tok_added *toks, size_t n_t
         if (a->normalized != normalized) continue;
         /* HF matches normalized tokens in their normalized form. */
         st = normalized ? tok_norm_apply(n, &m, a->content, a->len, &nb)
-                        : (nb.len = 0, tok_buf_append(&nb, a->content, a->len));
+                        : (sb_clear(&nb), sb_append(&nb, a->content, a->len));
         if (st != CLLM_OK || nb.len == 0) continue;
         char *s = malloc(nb.len);
         if (!s) {
@@ -46,7 +46,7 @@ cllm_status tok_matcher_build(tok_matcher *mt, const tok_added *toks, size_t n_t
         memcpy(s, nb.p, nb.len);
         mt->pats[mt->n++] = (struct tok_pat){s, nb.len, a};
     }
-    tok_buf_free(&nb);
+    sb_free(&nb);
     tok_match_free(&m);
     if (st != CLLM_OK) {
         tok_matcher_free(mt);

@@ -33,7 +33,7 @@ cllm_status tok_finalize(tokenizer *t, const char *path) {
         off[a->id] = t->piece_pool.len;
         t->piece_lens[a->id] = (uint32_t)a->len;
         t->is_special[a->id] = a->special;
-        st = tok_buf_append(&t->piece_pool, a->content, a->len + 1);
+        st = sb_append(&t->piece_pool, a->content, a->len + 1);
         if (st == CLLM_OK) st = tok_strmap_put(&t->added_map, a->content, a->len, a->id);
     }
     for (size_t i = 0; i < t->vocab.n && st == CLLM_OK; i++) {
@@ -47,8 +47,8 @@ cllm_status tok_finalize(tokenizer *t, const char *path) {
         if (off[e->val] != SIZE_MAX) continue;
         off[e->val] = t->piece_pool.len;
         t->piece_lens[e->val] = e->len;
-        st = tok_buf_append(&t->piece_pool, key, e->len);
-        if (st == CLLM_OK) st = tok_buf_append(&t->piece_pool, "", 1);
+        st = sb_append(&t->piece_pool, key, e->len);
+        if (st == CLLM_OK) st = sb_append(&t->piece_pool, "", 1);
     }
     for (size_t i = 0; i < n && st == CLLM_OK; i++)
         if (off[i] != SIZE_MAX) t->pieces[i] = t->piece_pool.p + off[i];

@@ -132,8 +132,8 @@ cllm_status tok_dec_parse(const json_t *j, const char *path, tok_dec **out) {
 #define WORD(ws, i) ((ws)->text.p + (ws)->w[i].off)
 
 static cllm_status dec_bytelevel(const tok_words *in, tok_words *out) {
-    tok_buf bytes = {0};
-    cllm_status st = tok_buf_append(&bytes, "", 0);
+    strbuf bytes = {0};
+    cllm_status st = sb_append(&bytes, "", 0);
     for (size_t i = 0; i < in->n && st == CLLM_OK; i++) {
         const char *s = WORD(in, i);
         size_t len = in->w[i].len, mark = bytes.len;
@@ -146,21 +146,21 @@ static cllm_status dec_bytelevel(const tok_words *in, tok_words *out) {
                 ok = false;
             else {
                 char c = (char)b;
-                st = tok_buf_append(&bytes, &c, 1);
+                st = sb_append(&bytes, &c, 1);
             }
         }
         /* A token outside the byte alphabet (an added token, say) is kept as its own UTF-8. */
         if (!ok && st == CLLM_OK) {
             bytes.len = mark;
-            st = tok_buf_append(&bytes, s, len);
+            st = sb_append(&bytes, s, len);
         }
     }
-    tok_buf text = {0};
-    if (st == CLLM_OK) st = tok_buf_append(&text, "", 0);
+    strbuf text = {0};
+    if (st == CLLM_OK) st = sb_append(&text, "", 0);
     if (st == CLLM_OK) st = tok_utf8_lossy_append(&text, (const uint8_t *)bytes.p, bytes.len);
     if (st == CLLM_OK) st = tok_words_add(out, text.p, text.len, false);
-    tok_buf_free(&bytes);
-    tok_buf_free(&text);
+    sb_free(&bytes);
+    sb_free(&text);
     return st;
 }
 
@@ -181,7 +181,7 @@ static int byte_token(const char *s, size_t len) {
 
 /* A run of byte tokens becomes its text if it is valid UTF-8 as a whole, else one U+FFFD per
  * byte (HF's ByteFallback, unlike from_utf8_lossy). */
-static cllm_status flush_bytes(tok_buf *run, tok_words *out) {
+static cllm_status flush_bytes(strbuf *run, tok_words *out) {
     cllm_status st = CLLM_OK;
     if (!run->len) return CLLM_OK;
     if (tok_utf8_valid(run->p, run->len)) {
@@ -190,57 +190,57 @@ static cllm_status flush_bytes(tok_buf *run, tok_words *out) {
         for (size_t i = 0; i < run->len && st == CLLM_OK; i++)
             st = tok_words_add(out, "\xEF\xBF\xBD", 3, false);
     }
-    run->len = 0;
+    sb_clear(run);
     return st;
 }
 
 static cllm_status dec_bytefallback(const tok_words *in, tok_words *out) {
-    tok_buf run = {0};
+    strbuf run = {0};
     cllm_status st = CLLM_OK;
     for (size_t i = 0; i < in->n && st == CLLM_OK; i++) {
         int b = byte_token(WORD(in, i), in->w[i].len);
         if (b >= 0) {
             char c = (char)b;
-            st = tok_buf_append(&run, &c, 1);
+            st = sb_append(&run, &c, 1);
             continue;
         }
         st = flush_bytes(&run, out);
         if (st == CLLM_OK) st = tok_words_add(out, WORD(in, i), in->w[i].len, false);
     }
     if (st == CLLM_OK) st = flush_bytes(&run, out);
-    tok_buf_free(&run);
+    sb_free(&run);
     return st;
 }
 
 static cllm_status dec_fuse(const tok_words *in, tok_words *out) {
     /* The words are stored back to back, so their concatenation is one contiguous range only if
      * they were added in order; rebuild it to be safe. */
-    tok_buf all = {0};
-    cllm_status st = tok_buf_append(&all, "", 0);
+    strbuf all = {0};
+    cllm_status st = sb_append(&all, "", 0);
     for (size_t i = 0; i < in->n && st == CLLM_OK; i++)
-        st = tok_buf_append(&all, WORD(in, i), in->w[i].len);
+        st = sb_append(&all, WORD(in, i), in->w[i].len);
     if (st == CLLM_OK) st = tok_words_add(out, all.p, all.len, false);
-    tok_buf_free(&all);
+    sb_free(&all);
     return st;
 }
 
 static cllm_status dec_per_token(const tok_dec *d, tok_match *m, const tok_words *in, size_t i,
-                                 tok_buf *t) {
+                                 strbuf *t) {
     const char *s = WORD(in, i);
     size_t len = in->w[i].len;
     cllm_status st = CLLM_OK;
     char enc[4];
     size_t enc_len = 0;
-    t->len = 0;
+    sb_clear(t);
     if (d->type == D_METASPACE || d->type == D_STRIP) enc_len = tok_utf8_encode(d->ch, enc);
     if (d->type == D_METASPACE) {
         for (size_t k = 0; k < len && st == CLLM_OK;) {
             uint32_t cp;
             size_t n = tok_utf8_decode(s + k, &cp);
             if (cp == d->ch) {
-                if (!(i == 0 && d->prepend)) st = tok_buf_append(t, " ", 1);
+                if (!(i == 0 && d->prepend)) st = sb_append(t, " ", 1);
             } else {
-                st = tok_buf_append(t, s + k, n);
+                st = sb_append(t, s + k, n);
             }
             k += n;
         }
@@ -253,17 +253,17 @@ static cllm_status dec_per_token(const tok_dec *d, tok_match *m, const tok_words
         for (size_t c = 0;
              c < d->stop && b >= a + enc_len && !memcmp(s + b - enc_len, enc, enc_len); c++)
             b -= enc_len;
-        return tok_buf_append(t, s + a, b - a);
+        return sb_append(t, s + a, b - a);
     }
     /* D_REPLACE */
     tok_regex_iter it = {0};
     size_t a, b, prev = 0;
     while (st == CLLM_OK && tok_regex_find(d->re, m, s, len, &it, &a, &b)) {
-        st = tok_buf_append(t, s + prev, a - prev);
-        if (st == CLLM_OK) st = tok_buf_append(t, d->content, d->content_len);
+        st = sb_append(t, s + prev, a - prev);
+        if (st == CLLM_OK) st = sb_append(t, d->content, d->content_len);
         prev = b;
     }
-    if (st == CLLM_OK) st = tok_buf_append(t, s + prev, len - prev);
+    if (st == CLLM_OK) st = sb_append(t, s + prev, len - prev);
     return st;
 }
 
@@ -279,13 +279,13 @@ static cllm_status dec_apply(const tok_dec *d, tok_match *m, const tok_words *in
     case D_METASPACE:
     case D_STRIP:
     case D_REPLACE: {
-        tok_buf t = {0};
-        cllm_status st = tok_buf_append(&t, "", 0);
+        strbuf t = {0};
+        cllm_status st = sb_append(&t, "", 0);
         for (size_t i = 0; i < in->n && st == CLLM_OK; i++) {
             st = dec_per_token(d, m, in, i, &t);
             if (st == CLLM_OK) st = tok_words_add(out, t.p, t.len, false);
         }
-        tok_buf_free(&t);
+        sb_free(&t);
         return st;
     }
     case D_SEQ: {
@@ -311,7 +311,7 @@ static cllm_status dec_apply(const tok_dec *d, tok_match *m, const tok_words *in
 
 /* Run the pending token strings through the decoder chain and append the text. */
 static cllm_status flush_words(const tokenizer *t, tok_match *m, tok_words *in, tok_words *res,
-                               tok_buf *out) {
+                               strbuf *out) {
     const tok_words *fin = in;
     cllm_status st = CLLM_OK;
     if (t->decoder) {
@@ -320,8 +320,8 @@ static cllm_status flush_words(const tokenizer *t, tok_match *m, tok_words *in, 
     }
     /* Without a decoder HF joins the tokens with spaces. */
     for (size_t i = 0; i < fin->n && st == CLLM_OK; i++) {
-        if (!t->decoder && i > 0) st = tok_buf_append(out, " ", 1);
-        if (st == CLLM_OK) st = tok_buf_append(out, WORD(fin, i), fin->w[i].len);
+        if (!t->decoder && i > 0) st = sb_append(out, " ", 1);
+        if (st == CLLM_OK) st = sb_append(out, WORD(fin, i), fin->w[i].len);
     }
     tok_words_clear(in);
     tok_words_clear(res);
@@ -329,11 +329,11 @@ static cllm_status flush_words(const tokenizer *t, tok_match *m, tok_words *in, 
 }
 
 cllm_status tok_decode_append(const tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
-                              tok_buf *out) {
+                              strbuf *out) {
     tok_words in = {0}, res = {0};
     tok_match m;
     cllm_status st = tok_match_init(&m);
-    if (st == CLLM_OK) st = tok_buf_append(out, "", 0);
+    if (st == CLLM_OK) st = sb_append(out, "", 0);
     /* Ids without a token are skipped, as HF's decode does (models often have padding rows). */
     for (size_t i = 0; i < n && st == CLLM_OK; i++) {
         int32_t id = ids[i];
@@ -342,7 +342,7 @@ cllm_status tok_decode_append(const tokenizer *t, const int32_t *ids, size_t n, 
         if (t->added_verbatim &&
             tok_strmap_get(&t->added_map, t->pieces[id], t->piece_lens[id]) == id) {
             st = flush_words(t, &m, &in, &res, out);
-            if (st == CLLM_OK) st = tok_buf_append(out, t->pieces[id], t->piece_lens[id]);
+            if (st == CLLM_OK) st = sb_append(out, t->pieces[id], t->piece_lens[id]);
             continue;
         }
         st = tok_words_add(&in, t->pieces[id], t->piece_lens[id], false);
@@ -359,10 +359,10 @@ cllm_status tok_decode(const tokenizer *t, const int32_t *ids, size_t n, bool sk
     *text = NULL;
     if (len) *len = 0;
     if (!t || (!ids && n)) return err_set(CLLM_ERR_INVALID_ARG, "tok_decode: NULL argument");
-    tok_buf out = {0};
+    strbuf out = {0};
     cllm_status st = tok_decode_append(t, ids, n, skip_special, &out);
     if (st != CLLM_OK) {
-        tok_buf_free(&out);
+        sb_free(&out);
         return st;
     }
     *text = out.p;

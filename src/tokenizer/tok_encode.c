@@ -39,7 +39,7 @@ typedef struct encode_ctx {
     bool parse_special;
     tok_match m;
     tok_spans nspans;
-    tok_buf norm;
+    strbuf norm;
     tok_bpe_scratch sc;
     tok_ids out;
 } encode_ctx;
@@ -113,7 +113,7 @@ static cllm_status encode(const tokenizer *t, const char *text, size_t len, bool
     if (st == CLLM_OK && add_special) st = tok_ids_append(&c.out, t->post_post.p, t->post_post.len);
     free(raw.p);
     free(c.nspans.p);
-    tok_buf_free(&c.norm);
+    sb_free(&c.norm);
     tok_bpe_scratch_free(&c.sc);
     tok_match_free(&c.m);
     if (st != CLLM_OK) {

@@ -45,21 +45,21 @@ static cllm_status load_merges(tokenizer *t, const gguf_file *f, const char *pat
     cllm_status st = gguf_get_arr(f, "tokenizer.ggml.merges", GGUF_TYPE_STRING, &m);
     if (st != CLLM_OK) return st;
     if ((st = tok_mergemap_init(&t->merges, m.n)) != CLLM_OK) return st;
-    tok_buf tmp = {0};
+    strbuf tmp = {0};
     for (size_t i = 0; i < m.n && st == CLLM_OK; i++) {
         gguf_str s = gguf_arr_str(&m, i);
         const char *sp = s.len > 1 ? memchr(s.p + 1, ' ', s.len - 1) : NULL;
         if (!sp) continue;
         size_t la = (size_t)(sp - s.p), lb = s.len - la - 1;
         int32_t a = tok_strmap_get(&t->vocab, s.p, la), b = tok_strmap_get(&t->vocab, sp + 1, lb);
-        tmp.len = 0;
-        if ((st = tok_buf_append(&tmp, s.p, la)) != CLLM_OK ||
-            (st = tok_buf_append(&tmp, sp + 1, lb)) != CLLM_OK)
+        sb_clear(&tmp);
+        if ((st = sb_append(&tmp, s.p, la)) != CLLM_OK ||
+            (st = sb_append(&tmp, sp + 1, lb)) != CLLM_OK)
             break;
         int32_t c = tok_strmap_get(&t->vocab, tmp.p, tmp.len);
         if (a >= 0 && b >= 0 && c >= 0) tok_mergemap_put(&t->merges, a, b, (uint32_t)i, c);
     }
-    tok_buf_free(&tmp);
+    sb_free(&tmp);
     return st;
 }
 

@@ -5,6 +5,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer.h"
+#include "base/strbuf.h"
 #include <jansson.h>
 #include <pcre2.h>
 #include <stdbool.h>
@@ -15,21 +16,13 @@
  * the id -> piece table absurdly large. */
 #define TOK_MAX_ID (1 << 24)
 
-/* ---- growable buffers ---- */
-
-typedef struct tok_buf {
-    char *p;
-    size_t len, cap;
-} tok_buf;
+/* ---- growable buffers (bytes: base/strbuf.h) ---- */
 
 typedef struct tok_ids {
     int32_t *p;
     size_t len, cap;
 } tok_ids;
 
-cllm_status tok_buf_reserve(tok_buf *b, size_t extra);
-cllm_status tok_buf_append(tok_buf *b, const void *s, size_t n);
-void tok_buf_free(tok_buf *b);
 cllm_status tok_ids_push(tok_ids *v, int32_t id);
 cllm_status tok_ids_append(tok_ids *v, const int32_t *ids, size_t n);
 void tok_ids_free(tok_ids *v);
@@ -45,7 +38,7 @@ typedef struct tok_strmap {
         int32_t val;
     } * e;
     size_t n, cap;
-    tok_buf keys;
+    strbuf keys;
 } tok_strmap;
 
 uint64_t tok_hash(const void *s, size_t n);
@@ -82,7 +75,7 @@ bool tok_utf8_valid(const char *s, size_t n);
 size_t tok_utf8_decode(const char *s, uint32_t *cp);
 size_t tok_utf8_encode(uint32_t cp, char out[4]);
 /* Append bytes, replacing invalid sequences with U+FFFD like Rust's String::from_utf8_lossy. */
-cllm_status tok_utf8_lossy_append(tok_buf *out, const uint8_t *s, size_t n);
+cllm_status tok_utf8_lossy_append(strbuf *out, const uint8_t *s, size_t n);
 /* Rust's char::is_whitespace (Unicode White_Space). */
 bool tok_is_white_space(uint32_t cp);
 
@@ -109,7 +102,7 @@ typedef struct tok_match {
             bool match;
         } * segs; /* Split */
         size_t segs_cap;
-        tok_buf a, b; /* rewritten text (ByteLevel prefix space, byte mapping, Metaspace) */
+        strbuf a, b; /* rewritten text (ByteLevel prefix space, byte mapping, Metaspace) */
     } st[TOK_MAX_STAGES];
 } tok_match;
 
@@ -146,7 +139,7 @@ typedef struct tok_dec tok_dec;
 
 /* A list of strings, the unit decoders pass along. */
 typedef struct tok_words {
-    tok_buf text;
+    strbuf text;
     struct tok_word {
         size_t off, len;
         bool at_start; /* unused by decoders */
@@ -161,8 +154,7 @@ void tok_words_free(tok_words *ws);
 cllm_status tok_norm_parse(const json_t *j, const char *path, tok_norm **out);
 void tok_norm_free(tok_norm *n);
 /* out is cleared and receives the normalized text. */
-cllm_status tok_norm_apply(const tok_norm *n, tok_match *m, const char *s, size_t len,
-                           tok_buf *out);
+cllm_status tok_norm_apply(const tok_norm *n, tok_match *m, const char *s, size_t len, strbuf *out);
 
 cllm_status tok_pretok_parse(const json_t *j, const char *path, tok_pretok **out);
 /* The pre-tokenizer GPT-2 / Qwen2 vocab.json + merges.txt folders imply. */
@@ -270,7 +262,7 @@ struct tokenizer {
     /* id -> piece (added tokens override the model vocab, as HF's id_to_token) */
     char **pieces; /* point into piece_pool */
     uint32_t *piece_lens;
-    tok_buf piece_pool;
+    strbuf piece_pool;
     uint8_t *is_special;
     int n_ids;
 
@@ -316,6 +308,6 @@ cllm_status tok_gguf_pretok(tokenizer *t, const char *pre, size_t len, const cha
 /* Decode the raw pieces of ids (already filtered for skip_special) through the decoder chain.
  * Appends to out. */
 cllm_status tok_decode_append(const tokenizer *t, const int32_t *ids, size_t n, bool skip_special,
-                              tok_buf *out);
+                              strbuf *out);
 
 #endif

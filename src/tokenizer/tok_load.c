@@ -16,7 +16,7 @@ void tok_free(tokenizer *t) {
     free(t->small_cp_id);
     free(t->pieces);
     free(t->piece_lens);
-    tok_buf_free(&t->piece_pool);
+    sb_free(&t->piece_pool);
     free(t->is_special);
     for (size_t i = 0; i < t->n_added; i++)
         free(t->added[i].content);
@@ -77,12 +77,12 @@ static cllm_status load_vocab(tokenizer *t, const json_t *vocab, const char *pat
     return CLLM_OK;
 }
 
-static cllm_status add_merge(tokenizer *t, tok_buf *tmp, const char *a, size_t la, const char *b,
+static cllm_status add_merge(tokenizer *t, strbuf *tmp, const char *a, size_t la, const char *b,
                              size_t lb, uint32_t rank, const char *path) {
     int32_t ia = tok_strmap_get(&t->vocab, a, la), ib = tok_strmap_get(&t->vocab, b, lb);
-    tmp->len = 0;
-    cllm_status st = tok_buf_append(tmp, a, la);
-    if (st == CLLM_OK) st = tok_buf_append(tmp, b, lb);
+    sb_clear(tmp);
+    cllm_status st = sb_append(tmp, a, la);
+    if (st == CLLM_OK) st = sb_append(tmp, b, lb);
     if (st != CLLM_OK) return st;
     int32_t ic = tok_strmap_get(&t->vocab, tmp->p, tmp->len);
     if (ia < 0 || ib < 0 || ic < 0)
@@ -105,7 +105,7 @@ static cllm_status load_merges_json(tokenizer *t, const json_t *merges, const ch
         return err_set(CLLM_ERR_FORMAT, "%s: merges must be an array", path);
     size_t n = json_array_size(merges);
     cllm_status st = tok_mergemap_init(&t->merges, n);
-    tok_buf tmp = {0};
+    strbuf tmp = {0};
     for (size_t i = 0; i < n && st == CLLM_OK; i++) {
         const json_t *m = json_array_get(merges, i);
         if (json_is_string(m)) { /* legacy "a b" */
@@ -125,7 +125,7 @@ static cllm_status load_merges_json(tokenizer *t, const json_t *merges, const ch
             st = err_set(CLLM_ERR_FORMAT, "%s: merges entry %zu is not a pair", path, i);
         }
     }
-    tok_buf_free(&tmp);
+    sb_free(&tmp);
     return st;
 }
 
@@ -251,7 +251,7 @@ static cllm_status load_merges_txt(tokenizer *t, const char *path) {
     for (size_t i = 0; i < len; i++)
         lines += buf[i] == '\n';
     st = tok_mergemap_init(&t->merges, lines);
-    tok_buf tmp = {0};
+    strbuf tmp = {0};
     uint32_t rank = 0;
     size_t lineno = 0;
     for (size_t p = 0; p < len && st == CLLM_OK;) {
@@ -269,7 +269,7 @@ static cllm_status load_merges_txt(tokenizer *t, const char *path) {
         st = add_merge(t, &tmp, line, (size_t)(sp - line), sp + 1, ll - (size_t)(sp - line) - 1,
                        rank++, path);
     }
-    tok_buf_free(&tmp);
+    sb_free(&tmp);
     free(buf);
     return st;
 }

@@ -112,7 +112,7 @@ static bool is_letter(uint32_t cp) {
 /* Rust's str::to_lowercase: simple per-character mappings plus its two special cases, U+0130
  * (to "i" + combining dot) and final sigma (approximated: a Σ after a letter and not before
  * one). */
-static cllm_status lowercase(const char *s, size_t len, tok_buf *out) {
+static cllm_status lowercase(const char *s, size_t len, strbuf *out) {
     cllm_status st = CLLM_OK;
     uint32_t prev = 0;
     for (size_t i = 0; i < len && st == CLLM_OK;) {
@@ -120,15 +120,15 @@ static cllm_status lowercase(const char *s, size_t len, tok_buf *out) {
         i += tok_utf8_decode(s + i, &cp);
         char enc[4];
         if (cp == 0x130) {
-            st = tok_buf_append(out, "i\xCC\x87", 3);
+            st = sb_append(out, "i\xCC\x87", 3);
         } else if (cp == 0x3A3) {
             uint32_t next = 0;
             if (i < len) tok_utf8_decode(s + i, &next);
             uint32_t lc = (is_letter(prev) && !(i < len && is_letter(next))) ? 0x3C2 : 0x3C3;
-            st = tok_buf_append(out, enc, tok_utf8_encode(lc, enc));
+            st = sb_append(out, enc, tok_utf8_encode(lc, enc));
         } else {
             uint32_t lc = (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
-            st = tok_buf_append(out, enc, tok_utf8_encode(lc, enc));
+            st = sb_append(out, enc, tok_utf8_encode(lc, enc));
         }
         prev = cp;
     }
@@ -138,16 +138,16 @@ static cllm_status lowercase(const char *s, size_t len, tok_buf *out) {
 /* ASCII is invariant under every normalization form and never combines with what follows it,
  * so only runs of non-ASCII text (plus the ASCII character before them, which a combining mark
  * may attach to) go through utf8proc. Most text is mostly ASCII; this keeps NFC cheap. */
-static cllm_status unicode_normalize(const tok_norm *n, const char *s, size_t len, tok_buf *out) {
+static cllm_status unicode_normalize(const tok_norm *n, const char *s, size_t len, strbuf *out) {
     cllm_status st = CLLM_OK;
     size_t i = 0;
     while (i < len && st == CLLM_OK) {
         size_t j = i;
         while (j < len && (uint8_t)s[j] < 0x80)
             j++;
-        if (j == len) return tok_buf_append(out, s + i, j - i);
+        if (j == len) return sb_append(out, s + i, j - i);
         size_t a = j > i ? j - 1 : j; /* keep the preceding ASCII starter with the run */
-        if ((st = tok_buf_append(out, s + i, a - i)) != CLLM_OK) return st;
+        if ((st = sb_append(out, s + i, a - i)) != CLLM_OK) return st;
         size_t b = j;
         while (b < len && (uint8_t)s[b] >= 0x80)
             b++;
@@ -158,7 +158,7 @@ static cllm_status unicode_normalize(const tok_norm *n, const char *s, size_t le
         if (r < 0)
             st = err_set(CLLM_ERR_INVALID_ARG, "normalizer: %s", utf8proc_errmsg(r));
         else
-            st = tok_buf_append(out, dst, (size_t)r);
+            st = sb_append(out, dst, (size_t)r);
         free(dst);
         i = b;
     }
@@ -166,24 +166,24 @@ static cllm_status unicode_normalize(const tok_norm *n, const char *s, size_t le
 }
 
 static cllm_status apply_one(const tok_norm *n, tok_match *m, const char *s, size_t len,
-                             tok_buf *out) {
-    out->len = 0;
-    cllm_status st = tok_buf_append(out, "", 0);
+                             strbuf *out) {
+    sb_clear(out);
+    cllm_status st = sb_append(out, "", 0);
     if (st != CLLM_OK) return st;
     switch (n->type) {
     case N_PREPEND:
-        if (len) st = tok_buf_append(out, n->str, n->str_len);
-        if (st == CLLM_OK) st = tok_buf_append(out, s, len);
+        if (len) st = sb_append(out, n->str, n->str_len);
+        if (st == CLLM_OK) st = sb_append(out, s, len);
         return st;
     case N_REPLACE: {
         tok_regex_iter it = {0};
         size_t a, b, prev = 0;
         while (st == CLLM_OK && tok_regex_find(n->re, m, s, len, &it, &a, &b)) {
-            st = tok_buf_append(out, s + prev, a - prev);
-            if (st == CLLM_OK) st = tok_buf_append(out, n->str, n->str_len);
+            st = sb_append(out, s + prev, a - prev);
+            if (st == CLLM_OK) st = sb_append(out, n->str, n->str_len);
             prev = b;
         }
-        if (st == CLLM_OK) st = tok_buf_append(out, s + prev, len - prev);
+        if (st == CLLM_OK) st = sb_append(out, s + prev, len - prev);
         return st;
     }
     case N_UNICODE:
@@ -206,7 +206,7 @@ static cllm_status apply_one(const tok_norm *n, tok_match *m, const char *s, siz
             if (!tok_is_white_space(cp)) break;
             b -= k;
         }
-        return tok_buf_append(out, s + a, b - a);
+        return sb_append(out, s + a, b - a);
     }
     case N_SEQ:
         break;
@@ -215,19 +215,19 @@ static cllm_status apply_one(const tok_norm *n, tok_match *m, const char *s, siz
 }
 
 cllm_status tok_norm_apply(const tok_norm *n, tok_match *m, const char *s, size_t len,
-                           tok_buf *out) {
-    out->len = 0;
-    if (!n) return tok_buf_append(out, s, len);
+                           strbuf *out) {
+    sb_clear(out);
+    if (!n) return sb_append(out, s, len);
     if (n->type != N_SEQ) return apply_one(n, m, s, len, out);
     /* Ping-pong between out and a temporary so each step reads the previous result. */
-    cllm_status st = tok_buf_append(out, s, len);
-    tok_buf tmp = {0};
+    cllm_status st = sb_append(out, s, len);
+    strbuf tmp = {0};
     for (size_t i = 0; i < n->n_items && st == CLLM_OK; i++) {
         st = tok_norm_apply(n->items[i], m, out->p, out->len, &tmp);
-        tok_buf swap = *out;
+        strbuf swap = *out;
         *out = tmp;
         tmp = swap;
     }
-    tok_buf_free(&tmp);
+    sb_free(&tmp);
     return st;
 }

@@ -46,8 +46,8 @@ void tok_match_free(tok_match *m) {
     pcre2_match_data_free(m->md);
     for (int i = 0; i < TOK_MAX_STAGES; i++) {
         free(m->st[i].segs);
-        tok_buf_free(&m->st[i].a);
-        tok_buf_free(&m->st[i].b);
+        sb_free(&m->st[i].a);
+        sb_free(&m->st[i].b);
     }
     memset(m, 0, sizeof *m);
 }
@@ -349,9 +349,9 @@ static cllm_status apply_split(run_ctx *r, size_t si, const char *s, size_t len,
 
 /* Map bytes to the byte-level alphabet and pass the word on. */
 static cllm_status bytelevel_word(run_ctx *r, size_t si, const char *s, size_t n, bool at_start) {
-    tok_buf *out = &r->m->st[si].b;
-    out->len = 0;
-    cllm_status st = tok_buf_reserve(out, 2 * n + 1);
+    strbuf *out = &r->m->st[si].b;
+    sb_clear(out);
+    cllm_status st = sb_reserve(out, 2 * n + 1);
     if (st != CLLM_OK) return st;
     char *dst = out->p;
     size_t k = 0;
@@ -373,10 +373,9 @@ static cllm_status apply_bytelevel(run_ctx *r, size_t si, const char *s, size_t 
     const stage *p = &r->p->st[si];
     cllm_status st;
     if (p->add_prefix_space && s[0] != ' ') {
-        tok_buf *t = &r->m->st[si].a;
-        t->len = 0;
-        if ((st = tok_buf_append(t, " ", 1)) != CLLM_OK ||
-            (st = tok_buf_append(t, s, len)) != CLLM_OK)
+        strbuf *t = &r->m->st[si].a;
+        sb_clear(t);
+        if ((st = sb_append(t, " ", 1)) != CLLM_OK || (st = sb_append(t, s, len)) != CLLM_OK)
             return st;
         s = t->p;
         len = t->len;
@@ -398,18 +397,18 @@ static cllm_status apply_bytelevel(run_ctx *r, size_t si, const char *s, size_t 
 static cllm_status apply_metaspace(run_ctx *r, size_t si, const char *s, size_t len,
                                    bool at_start) {
     const stage *p = &r->p->st[si];
-    tok_buf *t = &r->m->st[si].a;
-    t->len = 0;
+    strbuf *t = &r->m->st[si].a;
+    sb_clear(t);
     cllm_status st = CLLM_OK;
     bool starts = (len >= p->repl_len && memcmp(s, p->repl, p->repl_len) == 0) || s[0] == ' ';
     if (!starts && (p->scheme == PS_ALWAYS || (p->scheme == PS_FIRST && at_start)))
-        st = tok_buf_append(t, p->repl, p->repl_len);
+        st = sb_append(t, p->repl, p->repl_len);
     for (size_t i = 0; i < len && st == CLLM_OK;) {
         size_t j = i;
         while (j < len && s[j] != ' ')
             j++;
-        st = tok_buf_append(t, s + i, j - i);
-        if (st == CLLM_OK && j < len) st = tok_buf_append(t, p->repl, p->repl_len);
+        st = sb_append(t, s + i, j - i);
+        if (st == CLLM_OK && j < len) st = sb_append(t, p->repl, p->repl_len);
         i = j + 1;
     }
     if (st != CLLM_OK) return st;

@@ -9,7 +9,7 @@
 /* Oniguruma's \s includes U+0085 (NEL); PCRE2's UCP \s is \p{Z} plus \t\n\v\f\r and leaves it
  * out, so add it explicitly. Everything else in the tokenizer regexes (\p{L}, \p{N}, (?i:...),
  * lookahead) means the same in both engines. */
-static cllm_status translate(const char *pat, size_t len, tok_buf *out) {
+static cllm_status translate(const char *pat, size_t len, strbuf *out) {
     cllm_status st = CLLM_OK;
     int in_class = 0;
     for (size_t i = 0; i < len && st == CLLM_OK; i++) {
@@ -18,46 +18,46 @@ static cllm_status translate(const char *pat, size_t len, tok_buf *out) {
             char d = pat[i + 1];
             i++;
             if (d == 's')
-                st = in_class ? tok_buf_append(out, "\\s\\x{85}", 8)
-                              : tok_buf_append(out, "[\\s\\x{85}]", 10);
+                st =
+                    in_class ? sb_append(out, "\\s\\x{85}", 8) : sb_append(out, "[\\s\\x{85}]", 10);
             else if (d == 'S' && !in_class)
-                st = tok_buf_append(out, "[^\\s\\x{85}]", 11);
+                st = sb_append(out, "[^\\s\\x{85}]", 11);
             else
-                st = tok_buf_append(out, pat + i - 1, 2);
+                st = sb_append(out, pat + i - 1, 2);
             continue;
         }
         if (c == '[' && !in_class) {
             in_class = 1;
-            st = tok_buf_append(out, &c, 1);
+            st = sb_append(out, &c, 1);
             /* A ']' right after '[' or '[^' is a literal, not the end of the class. */
             if (st == CLLM_OK && i + 1 < len && pat[i + 1] == '^')
-                st = tok_buf_append(out, &pat[++i], 1);
+                st = sb_append(out, &pat[++i], 1);
             if (st == CLLM_OK && i + 1 < len && pat[i + 1] == ']')
-                st = tok_buf_append(out, &pat[++i], 1);
+                st = sb_append(out, &pat[++i], 1);
             continue;
         }
         if (c == ']' && in_class) in_class = 0;
-        st = tok_buf_append(out, &c, 1);
+        st = sb_append(out, &c, 1);
     }
-    if (st == CLLM_OK && !out->p) st = tok_buf_append(out, "", 0);
+    if (st == CLLM_OK && !out->p) st = sb_append(out, "", 0);
     return st;
 }
 
 /* PCRE2_LITERAL cannot be combined with UCP, so String patterns are escaped instead. */
-static cllm_status escape(const char *pat, size_t len, tok_buf *out) {
-    cllm_status st = tok_buf_append(out, "", 0);
+static cllm_status escape(const char *pat, size_t len, strbuf *out) {
+    cllm_status st = sb_append(out, "", 0);
     for (size_t i = 0; i < len && st == CLLM_OK; i++) {
         unsigned char c = (unsigned char)pat[i];
         bool plain =
             c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (!plain && c >= 0x20 && c != 0x7F) st = tok_buf_append(out, "\\", 1);
+        if (!plain && c >= 0x20 && c != 0x7F) st = sb_append(out, "\\", 1);
         if (st != CLLM_OK) break;
         if (c < 0x20 || c == 0x7F) { /* control characters by code, so nothing is misread */
             char hex[8];
             snprintf(hex, sizeof hex, "\\x{%x}", c);
-            st = tok_buf_append(out, hex, strlen(hex));
+            st = sb_append(out, hex, strlen(hex));
         } else {
-            st = tok_buf_append(out, &pat[i], 1);
+            st = sb_append(out, &pat[i], 1);
         }
     }
     return st;
@@ -71,7 +71,7 @@ cllm_status tok_regex_compile(const char *pat, size_t len, bool literal, tok_reg
         *out = re;
         return CLLM_OK;
     }
-    tok_buf src = {0};
+    strbuf src = {0};
     cllm_status st;
     if (literal)
         st = escape(pat, len, &src);
@@ -85,7 +85,7 @@ cllm_status tok_regex_compile(const char *pat, size_t len, bool literal, tok_reg
     PCRE2_SIZE erroff;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP;
     re->code = pcre2_compile((PCRE2_SPTR)src.p, src.len, opts, &errcode, &erroff, NULL);
-    tok_buf_free(&src);
+    sb_free(&src);
     if (!re->code) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(errcode, msg, sizeof msg);

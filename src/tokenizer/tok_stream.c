@@ -14,9 +14,9 @@ struct tok_stream {
     bool skip_special;
     tok_ids win;
     size_t n_head; /* ids at the start of win whose text (head) was already emitted */
-    tok_buf head;  /* decode(win[0..n_head)) */
-    tok_buf cur;   /* scratch: decode(win) */
-    tok_buf out;   /* what the last call returned */
+    strbuf head;   /* decode(win[0..n_head)) */
+    strbuf cur;    /* scratch: decode(win) */
+    strbuf out;    /* what the last call returned */
 };
 
 cllm_status tok_stream_create(const tokenizer *t, bool skip_special, tok_stream **out) {
@@ -39,9 +39,9 @@ cllm_status tok_stream_create(const tokenizer *t, bool skip_special, tok_stream 
 void tok_stream_free(tok_stream *s) {
     if (!s) return;
     tok_ids_free(&s->win);
-    tok_buf_free(&s->head);
-    tok_buf_free(&s->cur);
-    tok_buf_free(&s->out);
+    sb_free(&s->head);
+    sb_free(&s->cur);
+    sb_free(&s->out);
     free(s);
 }
 
@@ -49,11 +49,11 @@ cllm_status tok_stream_reset(tok_stream *s, const int32_t *context, size_t n_con
     if (!s || (!context && n_context))
         return err_set(CLLM_ERR_INVALID_ARG, "tok_stream_reset: NULL argument");
     s->win.len = 0;
-    s->head.len = 0;
-    s->out.len = 0;
+    sb_clear(&s->head);
+    sb_clear(&s->out);
     cllm_status st = tok_ids_append(&s->win, context, n_context);
-    if (st == CLLM_OK) st = tok_buf_append(&s->head, "", 0);
-    if (st == CLLM_OK) st = tok_buf_append(&s->out, "", 0);
+    if (st == CLLM_OK) st = sb_append(&s->head, "", 0);
+    if (st == CLLM_OK) st = sb_append(&s->out, "", 0);
     if (st == CLLM_OK)
         st = tok_decode_append(s->t, s->win.p, s->win.len, s->skip_special, &s->head);
     s->n_head = s->win.len;
@@ -61,16 +61,16 @@ cllm_status tok_stream_reset(tok_stream *s, const int32_t *context, size_t n_con
 }
 
 /* True if text ends in U+FFFD: possibly an incomplete character that later ids complete. */
-static bool ends_pending(const tok_buf *b) {
+static bool ends_pending(const strbuf *b) {
     return b->len >= 3 && !memcmp(b->p + b->len - 3, "\xEF\xBF\xBD", 3);
 }
 
 static cllm_status emit(tok_stream *s, bool force, const char **text, size_t *len) {
-    s->out.len = 0;
+    sb_clear(&s->out);
     s->out.p[0] = 0;
     *text = s->out.p;
     *len = 0;
-    s->cur.len = 0;
+    sb_clear(&s->cur);
     cllm_status st = tok_decode_append(s->t, s->win.p, s->win.len, s->skip_special, &s->cur);
     if (st != CLLM_OK) return st;
     if (s->cur.len <= s->head.len || (!force && ends_pending(&s->cur))) return CLLM_OK;
@@ -79,13 +79,13 @@ static cllm_status emit(tok_stream *s, bool force, const char **text, size_t *le
     size_t k = 0;
     while (k < s->head.len && s->head.p[k] == s->cur.p[k])
         k++;
-    if ((st = tok_buf_append(&s->out, s->cur.p + k, s->cur.len - k)) != CLLM_OK) return st;
+    if ((st = sb_append(&s->out, s->cur.p + k, s->cur.len - k)) != CLLM_OK) return st;
     /* The new window starts at the ids that completed this text. */
     size_t keep = s->win.len - s->n_head;
     memmove(s->win.p, s->win.p + s->n_head, keep * sizeof *s->win.p);
     s->win.len = keep;
     s->n_head = keep;
-    s->head.len = 0;
+    sb_clear(&s->head);
     st = tok_decode_append(s->t, s->win.p, s->win.len, s->skip_special, &s->head);
     *text = s->out.p;
     *len = s->out.len;

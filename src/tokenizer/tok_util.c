@@ -7,36 +7,6 @@
 
 /* ---- buffers ---- */
 
-cllm_status tok_buf_reserve(tok_buf *b, size_t extra) {
-    if (b->cap - b->len > extra) return CLLM_OK;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap - b->len <= extra) {
-        if (cap > SIZE_MAX / 2) return err_set(CLLM_ERR_NOMEM, "tokenizer: buffer too large");
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) return err_set(CLLM_ERR_NOMEM, "tokenizer: out of memory (%zu bytes)", cap);
-    b->p = p;
-    b->cap = cap;
-    return CLLM_OK;
-}
-
-/* Keeps the buffer NUL-terminated so callers can hand it out as a C string. */
-cllm_status tok_buf_append(tok_buf *b, const void *s, size_t n) {
-    cllm_status st = tok_buf_reserve(b, n);
-    if (st != CLLM_OK) return st;
-    if (n) memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return CLLM_OK;
-}
-
-void tok_buf_free(tok_buf *b) {
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 static cllm_status ids_reserve(tok_ids *v, size_t extra) {
     if (v->cap - v->len >= extra) return CLLM_OK;
     size_t cap = v->cap ? v->cap : 16;
@@ -83,7 +53,7 @@ cllm_status tok_words_add(tok_words *ws, const char *s, size_t n, bool at_start)
         ws->cap = cap;
     }
     size_t off = ws->text.len;
-    cllm_status st = tok_buf_append(&ws->text, s, n);
+    cllm_status st = sb_append(&ws->text, s, n);
     if (st != CLLM_OK) return st;
     ws->w[ws->n++] = (struct tok_word){off, n, at_start};
     return CLLM_OK;
@@ -91,11 +61,11 @@ cllm_status tok_words_add(tok_words *ws, const char *s, size_t n, bool at_start)
 
 void tok_words_clear(tok_words *ws) {
     ws->n = 0;
-    ws->text.len = 0;
+    sb_clear(&ws->text);
 }
 
 void tok_words_free(tok_words *ws) {
-    tok_buf_free(&ws->text);
+    sb_free(&ws->text);
     free(ws->w);
     memset(ws, 0, sizeof *ws);
 }
@@ -163,7 +133,7 @@ cllm_status tok_strmap_put(tok_strmap *m, const char *s, size_t n, int32_t val) 
         m->cap = cap;
     }
     size_t off = m->keys.len;
-    cllm_status st = tok_buf_append(&m->keys, s, n);
+    cllm_status st = sb_append(&m->keys, s, n);
     if (st != CLLM_OK) return st;
     m->e[m->n] = (struct tok_strmap_entry){h, (uint32_t)off, (uint32_t)n, val};
     m->slots[j] = (uint32_t)++m->n;
@@ -185,7 +155,7 @@ int32_t tok_strmap_get(const tok_strmap *m, const char *s, size_t n) {
 void tok_strmap_free(tok_strmap *m) {
     free(m->slots);
     free(m->e);
-    tok_buf_free(&m->keys);
+    sb_free(&m->keys);
     memset(m, 0, sizeof *m);
 }
 
@@ -325,7 +295,7 @@ size_t tok_utf8_encode(uint32_t cp, char out[4]) {
 
 /* An invalid sequence is replaced as a whole "maximal subpart": the lead byte plus the
  * continuation bytes that were still acceptable, which is what from_utf8_lossy does. */
-cllm_status tok_utf8_lossy_append(tok_buf *out, const uint8_t *s, size_t n) {
+cllm_status tok_utf8_lossy_append(strbuf *out, const uint8_t *s, size_t n) {
     static const char repl[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
     size_t i = 0, run = 0;
     cllm_status st;
@@ -335,7 +305,7 @@ cllm_status tok_utf8_lossy_append(tok_buf *out, const uint8_t *s, size_t n) {
             i += k;
             continue;
         }
-        if ((st = tok_buf_append(out, s + run, i - run)) != CLLM_OK) return st;
+        if ((st = sb_append(out, s + run, i - run)) != CLLM_OK) return st;
         uint8_t c = s[i];
         size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2, j = 1;
         if (c >= 0xC2 && c <= 0xF4) {
@@ -350,11 +320,11 @@ cllm_status tok_utf8_lossy_append(tok_buf *out, const uint8_t *s, size_t n) {
                     j++;
             }
         }
-        if ((st = tok_buf_append(out, repl, 3)) != CLLM_OK) return st;
+        if ((st = sb_append(out, repl, 3)) != CLLM_OK) return st;
         i += j;
         run = i;
     }
-    return tok_buf_append(out, s + run, n - run);
+    return sb_append(out, s + run, n - run);
 }
 
 bool tok_is_white_space(uint32_t cp) {
