@@ -2,6 +2,7 @@
  * tokenizer_config.json loader must find templates and bos/eos tokens. */
 #include "chat/chat_template.h"
 #include "check.h"
+#include "testdata.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -55,24 +56,23 @@ int main(void) {
     /* attribute of undefined is an error, like jinja2 */
     CHECK(render("{{ nope.y }}", "{}", &out) == CLLM_ERR_INVALID_ARG);
 
-    const char *td = getenv("CLLM_TESTDATA");
-    if (td) {
+    {
         char dir[1024];
         chat_template *t;
         char *bos, *eos;
-        snprintf(dir, sizeof dir, "%s/tokenizers/llama3", td);
+        td_join(dir, sizeof dir, "tokenizers/llama3");
         CHECK(chat_load_dir(dir, &t, &bos, &eos) == CLLM_OK);
         CHECK(bos && !strcmp(bos, "<|begin_of_text|>"));
         CHECK(eos && !strcmp(eos, "<|end_of_text|>"));
         chat_template_free(t);
         free(bos);
         free(eos);
-        snprintf(dir, sizeof dir, "%s/stories260K-hf", td);
+        td_join(dir, sizeof dir, "stories260K-hf");
         CHECK(chat_load_dir(dir, &t, &bos, &eos) == CLLM_ERR_NOT_FOUND);
         CHECK(bos && !strcmp(bos, "<s>")); /* tokens are read even without a template */
         free(bos);
         free(eos);
-        snprintf(dir, sizeof dir, "%s/no-such-dir", td);
+        td_join(dir, sizeof dir, "no-such-dir");
         CHECK(chat_load_dir(dir, &t, NULL, NULL) == CLLM_ERR_NOT_FOUND);
     }
     CHECK_DONE();

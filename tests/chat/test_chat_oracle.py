@@ -14,7 +14,8 @@ from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("CLLM_TESTDATA", os.path.join(HERE, "..", "..", "..", "shared", "testdata"))
+sys.path.insert(0, os.path.dirname(HERE))
+from testdata import TESTDATA  # noqa: E402  (tests/testdata.py)
 
 
 class GenerationTracker(Extension):

@@ -7,7 +7,8 @@ import sys
 
 CLLM = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("CLLM_TESTDATA") or os.path.join(HERE, "..", "..", "..", "shared", "testdata")
+sys.path.insert(0, os.path.dirname(HERE))
+from testdata import TESTDATA  # noqa: E402  (tests/testdata.py)
 _tally = {"passed": 0, "failed": 0}
 
 

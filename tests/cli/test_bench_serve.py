@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testdata import td_path  # noqa: E402  (tests/testdata.py)
+
 cllm = sys.argv[1]
-model = os.path.join(os.environ.get("CLLM_TESTDATA", "../shared/testdata"), "stories260K-hf")
+model = td_path("stories260K-hf")
 cmd = [cllm, "bench", "--serve", "-m", model, "--requests", "8", "--prompt-len", "16",
        "--gen-len", "8", "--concurrency", "4", "-t", "1"]
 p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -5,15 +5,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def testdata_dir():
-    """$CLLM_TESTDATA, else ../shared/testdata next to the repository (never copied)."""
-    env = os.environ.get("CLLM_TESTDATA")
-    if env:
-        return env
-    repo = os.path.dirname(os.path.dirname(HERE))
-    return os.path.normpath(os.path.join(repo, "..", "shared", "testdata"))
+sys.path.insert(0, os.path.dirname(HERE))
+from testdata import testdata_dir  # noqa: E402,F401  (tests/testdata.py; re-exported)
 
 
 def cllm_binary(argv):

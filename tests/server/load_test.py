@@ -30,7 +30,8 @@ import time
 
 CLLM = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTDATA = os.environ.get("CLLM_TESTDATA") or os.path.join(HERE, "..", "..", "..", "shared", "testdata")
+sys.path.insert(0, os.path.dirname(HERE))
+from testdata import TESTDATA  # noqa: E402  (tests/testdata.py)
 SANITIZE = os.environ.get("CLLM_TEST_SANITIZE") == "1"
 N = int(os.environ.get("CLLM_LOAD_REQUESTS", "600"))
 CONC = 64

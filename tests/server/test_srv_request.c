@@ -3,6 +3,7 @@
  * spans of cllm_chat_render, as the server uses them) on the qwen2 tokenizer with a ChatML
  * template. */
 #include "check.h"
+#include "testdata.h"
 
 #include "server/srv_request.h"
 
@@ -169,8 +170,7 @@ static void test_protect(const char *testdata) {
 }
 
 int main(void) {
-    const char *td = getenv("CLLM_TESTDATA");
     test_parse();
-    test_protect(td ? td : "../shared/testdata");
+    test_protect(testdata_dir());
     CHECK_DONE();
 }

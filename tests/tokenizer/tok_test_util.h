@@ -4,24 +4,11 @@
 #define CLLM_TESTS_TOK_TEST_UTIL_H
 #include "base/mapfile.h"
 #include "check.h"
+#include "testdata.h"
 #include "tokenizer/tokenizer.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static inline const char *testdata_dir(void) {
-    const char *d = getenv("CLLM_TESTDATA");
-    return d && *d ? d : "../shared/testdata";
-}
-
-/* malloc'd "<testdata>/<rel>" */
-static inline char *td_path(const char *rel) {
-    const char *d = testdata_dir();
-    size_t n = strlen(d) + strlen(rel) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", d, rel);
-    return p;
-}
 
 static inline char *td_read(const char *rel, size_t *len) {
     char *p = td_path(rel), *buf = NULL;

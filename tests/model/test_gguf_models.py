@@ -35,6 +35,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "cli"))
 sys.path.insert(0, os.path.join(HERE, "..", "oracle"))
+sys.path.insert(0, os.path.join(HERE, "..", "io"))  # gguf_py
 from clitest import TESTDATA, check, finish, run  # noqa: E402
 import make_tiny_models  # noqa: E402
 import gguf_py  # noqa: E402

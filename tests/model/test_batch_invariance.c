@@ -2,6 +2,7 @@
  * token by token must give bit-identical logits (every kernel's per-row arithmetic is
  * independent of the batch); checked for f32 and bf16 KV caches and 1 and 2 threads. */
 #include "check.h"
+#include "testdata.h"
 #include "cllm.h"
 
 #include <stdio.h>
@@ -40,9 +41,8 @@ static float *logits_for(cllm_model *m, int n_batch, cllm_kv_type kv, const int3
 }
 
 int main(void) {
-    const char *td = getenv("CLLM_TESTDATA");
     char path[4096];
-    snprintf(path, sizeof path, "%s/stories260K-hf", td ? td : "../shared/testdata");
+    td_join(path, sizeof path, "stories260K-hf");
     int32_t ids[40];
     for (int i = 0; i < 40; i++)
         ids[i] = (i * 37 + 11) % 512;

@@ -1,6 +1,6 @@
 /* test_gguf_vocab.c - llama.cpp's tokenizer test vectors (ggml-vocab-*.gguf.inp/.out) encoded with
  * tokenizers loaded from the vocab-only GGUF files themselves; decode must give the text back. */
-#include "../tokenizer/tok_test_util.h"
+#include "tok_test_util.h"
 #include <unistd.h>
 
 /* argv[1..] may name vocabs to run (for debugging); by default all supported ones. */

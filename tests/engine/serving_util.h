@@ -4,6 +4,7 @@
 #define CLLM_TESTS_SERVING_UTIL_H
 
 #include "check.h"
+#include "testdata.h"
 #include "cllm.h"
 
 #include <stdio.h>
@@ -137,9 +138,8 @@ out:
 }
 
 static inline cllm_model *load_stories(int threads) {
-    const char *td = getenv("CLLM_TESTDATA");
     char path[4096];
-    snprintf(path, sizeof path, "%s/stories260K-hf", td ? td : "../shared/testdata");
+    td_join(path, sizeof path, "stories260K-hf");
     cllm_model_params mp = cllm_model_default_params();
     mp.n_threads = threads;
     cllm_model *m;

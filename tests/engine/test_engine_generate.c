@@ -46,9 +46,8 @@ static int alone(cllm_model *m, const run_req *r, int32_t *out, int limit, cllm_
 int main(void) {
     cllm_model *m = load_stories(2);
     if (!m) return 1;
-    const char *td = getenv("CLLM_TESTDATA");
     char path[4096];
-    snprintf(path, sizeof path, "%s/stories260K/golden.json", td ? td : "../shared/testdata");
+    td_join(path, sizeof path, "stories260K/golden.json");
     json_error_t jerr;
     json_t *g = json_load_file(path, 0, &jerr);
     CHECK(g != NULL);
