@@ -115,14 +115,14 @@ static void test_run_stress(void) {
         if (!tp) continue;
         CHECK(tp_size(tp) == nt);
         int problems = 0, first_bad = -1;
-        for (int it = 0; it < 1500; it++) {
+        for (int it = 0; it < 800; it++) {
             /* odd sizes: tiny (fewer items than threads), empty, and large with odd aligns */
             long n = (long)(rng_next(&seed) % (it % 5 == 0 ? 5 : MAX_N));
             long align = (long)(rng_next(&seed) % 19); /* 0 -> treated as 1 */
             int p = dispatch(tp, &g_job, n, align);
             if (p && first_bad < 0) first_bad = it;
             problems += p;
-            if (it % 500 == 250) sleep_ms(30); /* let the workers fall asleep, then wake them */
+            if (it % 400 == 200) sleep_ms(30); /* let the workers fall asleep, then wake them */
         }
         CHECK_MSG(problems == 0, "%d threads: %d problems (first at dispatch %d)", nt, problems,
                   first_bad);
