@@ -35,13 +35,27 @@ typedef struct fwd_batch {
 } fwd_batch;
 
 /* Activation buffers for batches of up to max_tokens tokens at positions < max_ctx; allocated
- * once, reused by every forward call. */
+ * once, reused by every forward call. Shapes below: T = max_tokens (the batch, row t = token t
+ * of the batch), H = hidden, qd = n_heads * head_dim, kvd = n_kv_heads * head_dim,
+ * I = intermediate. Rows are contiguous (row t starts at t * width). */
 typedef struct fwd_state {
     int max_tokens, max_ctx;
-    float *x, *xn, *q, *k, *v, *att, *gate, *up, *rope_cs, *attn_scratch;
-    float *hlast; /* [max_tokens][hidden] rows that want logits */
-    void *mm_work;
-    size_t attn_scratch_per_thread;
+    float *x;    /* [T][H] residual stream: the embeddings, then += each block's output */
+    float *xn;   /* [T][max(H, qd)] normalized x (input of the q/k/v and MLP matmuls), also the
+                    output of the o and down projections before it is added to x */
+    float *q;    /* [T][qd] queries, RoPE applied in place ([n_heads][head_dim] per row) */
+    float *k;    /* [T][kvd] keys of this batch, RoPE applied, before they go into the KV cache */
+    float *v;    /* [T][kvd] values of this batch, before they go into the KV cache */
+    float *att;  /* [T][qd] attention output (softmax(q k^T) v per head), input of wo */
+    float *gate; /* [T][I] gate projection, then silu(gate) * up: the down projection's input
+                    (unused by GPT-2) */
+    float *up;   /* [T][I] up projection (GPT-2: the MLP's hidden layer, GELU in place) */
+    float *rope_cs;      /* [T][head_dim] cos/sin table for each token's position */
+    float *attn_scratch; /* [n_threads][attn_scratch_per_thread] per-thread attention scratch */
+    float *hlast;  /* [T][H] final-normed rows that want logits, packed (row i = i-th such token) */
+    void *mm_work; /* kern_matmul_work_size() bytes: matmul scratch (prepared/quantized x, widened
+                      weights per thread) */
+    size_t attn_scratch_per_thread; /* floats: attn_scratch_floats(max_ctx, block_size, ...) */
 } fwd_state;
 
 /* The KV cache element type for a request: the model's own dtype unless one is asked for. */
