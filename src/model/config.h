@@ -36,7 +36,7 @@ typedef struct model_config {
     bool o_bias;        /* output projection bias (Llama attention_bias) */
     bool mlp_bias;
     bool rope_adjacent; /* q/k rows in llama.cpp's GGUF order: RoPE rotates adjacent pairs */
-    int bos_id; /* -1: none */
+    int bos_id;         /* -1: none */
     int eos_ids[MODEL_MAX_EOS];
     int n_eos;
 } model_config;
