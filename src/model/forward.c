@@ -14,13 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+static size_t max_sz(size_t a, size_t b) {
+    return a > b ? a : b;
+}
 
 /* aligned_alloc needs a size that is a multiple of the alignment */
-static void *alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 127) / 64 * 64); }
+static void *alloc64(size_t bytes) {
+    return aligned_alloc(64, (bytes + 127) / 64 * 64);
+}
 
-cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx, int block_size,
-                             fwd_state **out) {
+cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max_ctx,
+                             int block_size, fwd_state **out) {
     const model_config *c = &m->cfg;
     *out = NULL;
     fwd_state *fs = calloc(1, sizeof *fs);
@@ -30,13 +34,16 @@ cllm_status fwd_state_create(const struct cllm_model *m, int max_tokens, int max
     size_t T = (size_t)max_tokens, H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, I = (size_t)c->intermediate;
     int nth = tp_size(m->tp);
-    fs->attn_scratch_per_thread = attn_scratch_floats(max_ctx, block_size, c->head_dim, c->n_heads / c->n_kv_heads);
+    fs->attn_scratch_per_thread =
+        attn_scratch_floats(max_ctx, block_size, c->head_dim, c->n_heads / c->n_kv_heads);
     size_t work = 0;
     int Ks[3] = {c->hidden, (int)qd, c->intermediate};
     /* every weight dtype of the model may need scratch (bf16: prepared x; quantized: x in Q8) */
-    const dtype dts[3] = {DTYPE_BF16, m->w.layers ? m->w.layers[0].w_down.dt : DTYPE_BF16, m->w.lm_head.dt};
+    const dtype dts[3] = {DTYPE_BF16, m->w.layers ? m->w.layers[0].w_down.dt : DTYPE_BF16,
+                          m->w.lm_head.dt};
     for (int i = 0; i < 3; i++)
-        for (int d = 0; d < 3; d++) work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], dts[d], nth));
+        for (int d = 0; d < 3; d++)
+            work = max_sz(work, kern_matmul_work_size(max_tokens, Ks[i], dts[d], nth));
     fs->x = alloc64(T * H * 4);
     fs->xn = alloc64(T * max_sz(H, qd) * 4);
     fs->q = alloc64(T * qd * 4);
@@ -91,9 +98,12 @@ typedef struct row_job {
 
 enum { JOB_NORM, JOB_ROPE, JOB_SILU, JOB_GELU, JOB_ADD };
 
-static void norm_row(const struct cllm_model *m, float *y, const float *x, const float *w, const float *b) {
-    if (m->cfg.arch == ARCH_GPT2) kern_layernorm(y, x, w, b, m->cfg.hidden, m->cfg.norm_eps);
-    else kern_rmsnorm(y, x, w, m->cfg.hidden, m->cfg.norm_eps);
+static void norm_row(const struct cllm_model *m, float *y, const float *x, const float *w,
+                     const float *b) {
+    if (m->cfg.arch == ARCH_GPT2)
+        kern_layernorm(y, x, w, b, m->cfg.hidden, m->cfg.norm_eps);
+    else
+        kern_rmsnorm(y, x, w, m->cfg.hidden, m->cfg.norm_eps);
 }
 
 static void row_worker(void *ctx, int ith, int nth) {
@@ -104,27 +114,33 @@ static void row_worker(void *ctx, int ith, int nth) {
         /* element-wise over n elements, chunks aligned to 16 */
         tp_split(j->n, 16, ith, nth, &lo, &hi);
         if (hi <= lo) return;
-        if (j->kind == JOB_SILU) kern_silu_mul(j->a + lo, j->bsrc + lo, (int)(hi - lo));
-        else if (j->kind == JOB_GELU) kern_gelu_tanh(j->a + lo, (int)(hi - lo));
-        else kern_add(j->a + lo, j->bsrc + lo, (int)(hi - lo));
+        if (j->kind == JOB_SILU)
+            kern_silu_mul(j->a + lo, j->bsrc + lo, (int)(hi - lo));
+        else if (j->kind == JOB_GELU)
+            kern_gelu_tanh(j->a + lo, (int)(hi - lo));
+        else
+            kern_add(j->a + lo, j->bsrc + lo, (int)(hi - lo));
         return;
     }
     tp_split(j->n, 1, ith, nth, &lo, &hi);
-    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t H = (size_t)c->hidden, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim;
     for (long t = lo; t < hi; t++) {
         if (j->kind == JOB_NORM) {
             norm_row(j->m, j->a + t * H, j->bsrc + t * H, j->w, j->wb);
         } else { /* JOB_ROPE: cos/sin for this position, then q and k heads */
             float *cs = j->fs->rope_cs + t * (size_t)c->head_dim;
             kern_rope_table(cs, c->head_dim, j->m->inv_freq, j->b->pos[t]);
-            void (*rope)(float *, int, int, const float *) = c->rope_adjacent ? kern_rope_adjacent : kern_rope;
+            void (*rope)(float *, int, int, const float *) =
+                c->rope_adjacent ? kern_rope_adjacent : kern_rope;
             rope(j->fs->q + t * qd, c->n_heads, c->head_dim, cs);
             rope(j->fs->k + t * kvd, c->n_kv_heads, c->head_dim, cs);
         }
     }
 }
 
-static void run_rows(row_job *j, int kind, int n, float *a, const float *src, const float *w, const float *wb) {
+static void run_rows(row_job *j, int kind, int n, float *a, const float *src, const float *w,
+                     const float *wb) {
     j->kind = kind;
     j->n = n;
     j->a = a;
@@ -133,8 +149,10 @@ static void run_rows(row_job *j, int kind, int n, float *a, const float *src, co
     j->wb = wb;
     /* small jobs are not worth waking the pool (and a busy machine makes every sync costly) */
     size_t work = kind == JOB_NORM || kind == JOB_ROPE ? (size_t)n * j->m->cfg.hidden : (size_t)n;
-    if (work < 16384) row_worker(j, 0, 1);
-    else tp_run(j->m->tp, row_worker, j);
+    if (work < 16384)
+        row_worker(j, 0, 1);
+    else
+        tp_run(j->m->tp, row_worker, j);
 }
 
 /* next: the weights of the matmul that follows (prefetched during this one's last block). */
@@ -157,8 +175,8 @@ static void matmul_fused(const struct cllm_model *m, fwd_state *fs, const float 
         int np = 0, K = w[i]->cols;
         dtype dt = w[i]->dt;
         for (; i < n && np < 3 && w[i]->dt == dt && w[i]->cols == K; i++, np++)
-            parts[np] = (kern_mm_part){.w = w[i]->data, .N = w[i]->rows, .bias = bias[i], .y = y[i],
-                                       .ldy = w[i]->rows};
+            parts[np] = (kern_mm_part){
+                .w = w[i]->data, .N = w[i]->rows, .bias = bias[i], .y = y[i], .ldy = w[i]->rows};
         kern_matmul_multi(m->tp, x, M, K, K, dt, parts, np, fs->mm_work, i == n ? &nx : NULL);
     }
 }
@@ -189,7 +207,8 @@ static void embed(const struct cllm_model *m, fwd_state *fs, const fwd_batch *b)
 }
 
 /* K goes in transposed within its block ([hd][slot]) for the attention kernel; V row-major. */
-static void write_kv(const struct cllm_model *m, fwd_state *fs, kv_cache *kv, int layer, const fwd_batch *b) {
+static void write_kv(const struct cllm_model *m, fwd_state *fs, kv_cache *kv, int layer,
+                     const fwd_batch *b) {
     const model_config *c = &m->cfg;
     int hd = c->head_dim, bs = kv->block_size;
     size_t kvd = (size_t)c->n_kv_heads * hd, es = dtype_size(kv->dt);
@@ -198,7 +217,8 @@ static void write_kv(const struct cllm_model *m, fwd_state *fs, kv_cache *kv, in
         for (int h = 0; h < c->n_kv_heads; h++) {
             const float *kr = fs->k + t * kvd + (size_t)h * hd;
             uint8_t *kd = kv_k_head(kv, layer, blk, h);
-            for (int d = 0; d < hd; d++) kern_from_f32(&kr[d], kv->dt, 1, kd + ((size_t)d * bs + slot) * es);
+            for (int d = 0; d < hd; d++)
+                kern_from_f32(&kr[d], kv->dt, 1, kd + ((size_t)d * bs + slot) * es);
             kern_from_f32(fs->v + t * kvd + (size_t)h * hd, kv->dt, hd,
                           kv_v_head(kv, layer, blk, h) + (size_t)slot * hd * es);
         }
@@ -213,18 +233,33 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
         return err_set(CLLM_ERR_INVALID_ARG, "batch of %d tokens (max %d)", n, fs->max_tokens);
     for (int t = 0; t < n; t++) {
         if (b->tokens[t] < 0 || b->tokens[t] >= c->vocab)
-            return err_set(CLLM_ERR_INVALID_ARG, "token id %d out of range (vocab %d)", b->tokens[t], c->vocab);
-        if (b->pos[t] < 0 || b->pos[t] >= fs->max_ctx || (c->arch == ARCH_GPT2 && b->pos[t] >= c->max_ctx))
-            return err_set(CLLM_ERR_LIMIT, "position %d beyond the context (%d)", b->pos[t], fs->max_ctx);
+            return err_set(CLLM_ERR_INVALID_ARG, "token id %d out of range (vocab %d)",
+                           b->tokens[t], c->vocab);
+        if (b->pos[t] < 0 || b->pos[t] >= fs->max_ctx ||
+            (c->arch == ARCH_GPT2 && b->pos[t] >= c->max_ctx))
+            return err_set(CLLM_ERR_LIMIT, "position %d beyond the context (%d)", b->pos[t],
+                           fs->max_ctx);
     }
     row_job j = {.m = m, .fs = fs, .b = b};
     const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     attn_batch ab = {
-        .n_tokens = n, .q = fs->q, .ldq = qd, .out = fs->att, .ldo = qd, .pos = b->pos,
-        .tables = b->tables, .block_bytes = kv->block_bytes, .head_bytes = kv->head_bytes,
-        .block_size = kv->block_size, .dt = kv->dt, .n_heads = c->n_heads,
-        .n_kv_heads = c->n_kv_heads, .hd = c->head_dim, .scale = 1.0f / sqrtf((float)c->head_dim),
-        .window = c->sliding_window, .scratch = fs->attn_scratch,
+        .n_tokens = n,
+        .q = fs->q,
+        .ldq = qd,
+        .out = fs->att,
+        .ldo = qd,
+        .pos = b->pos,
+        .tables = b->tables,
+        .block_bytes = kv->block_bytes,
+        .head_bytes = kv->head_bytes,
+        .block_size = kv->block_size,
+        .dt = kv->dt,
+        .n_heads = c->n_heads,
+        .n_kv_heads = c->n_kv_heads,
+        .hd = c->head_dim,
+        .scale = 1.0f / sqrtf((float)c->head_dim),
+        .window = c->sliding_window,
+        .scratch = fs->attn_scratch,
         .scratch_per_thread = fs->attn_scratch_per_thread,
     };
     embed(m, fs, b);
@@ -241,7 +276,8 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
         ab.k = kv->k + (size_t)l * kv->layer_bytes;
         ab.v = kv->v + (size_t)l * kv->layer_bytes;
         kern_attention(m->tp, &ab);
-        matmul(m, fs, fs->att, n, &L->wo, L->bo, fs->xn, c->arch == ARCH_GPT2 ? &L->w_up : &L->w_gate);
+        matmul(m, fs, fs->att, n, &L->wo, L->bo, fs->xn,
+               c->arch == ARCH_GPT2 ? &L->w_up : &L->w_gate);
         run_rows(&j, JOB_ADD, n * H, fs->x, fs->xn, NULL, NULL);
         run_rows(&j, JOB_NORM, n, fs->xn, fs->x, L->mlp_norm, L->mlp_norm_b);
         if (c->arch == ARCH_GPT2) {
@@ -263,7 +299,8 @@ cllm_status model_forward(const struct cllm_model *m, fwd_state *fs, kv_cache *k
     int nl = 0;
     for (int t = 0; t < n; t++)
         if (b->want_logits[t]) {
-            norm_row(m, fs->hlast + (size_t)nl * H, fs->x + (size_t)t * H, m->w.out_norm, m->w.out_norm_b);
+            norm_row(m, fs->hlast + (size_t)nl * H, fs->x + (size_t)t * H, m->w.out_norm,
+                     m->w.out_norm_b);
             nl++;
         }
     if (nl) matmul(m, fs, fs->hlast, nl, &m->w.lm_head, NULL, logits, &m->w.layers[0].wq);
