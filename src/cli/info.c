@@ -12,7 +12,8 @@ static const char *k_info_help =
     "cache bytes per token (f32 / 16-bit). Exits non-zero with a one-line error if any file is\n"
     "malformed.\n"
     "  --kernels   also the matmul kernels chosen for this CPU per weight dtype (measured at load\n"
-    "              with -t threads, default all cores; cached in ~/.cache/cllm; CLLM_TUNE=off|force)\n"
+    "              with -t threads, default all cores; cached in ~/.cache/cllm; "
+    "CLLM_TUNE=off|force)\n"
     "  -t N        threads (default 1, or all cores with --kernels)\n";
 
 int cmd_info(int argc, char **argv) {

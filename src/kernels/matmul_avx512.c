@@ -26,7 +26,7 @@
 /* The tile over pre-widened bf16 weights (see tile_wide). */
 #define MRW 8
 #define NRW 3
-_Static_assert(MR * NR <= ACC_MAX && MRW * NRW <= ACC_MAX, "accumulator budget");
+_Static_assert((MR * NR) <= ACC_MAX && MRW * NRW <= ACC_MAX, "accumulator budget");
 _Static_assert(NR1 <= ACC_MAX, "the tile's accumulator array also serves the decode tile");
 _Static_assert(NRW <= KERN_MM_WBLOCK_MIN_ROWS, "a widened block holds at least one tile");
 _Static_assert(MRW <= KERN_MM_WIDE_MR_MAX, "room for the parked partial sums");

@@ -18,7 +18,7 @@
 #define NR1 8 /* decode tile: weight rows in flight */
 #define SMALL_M KERN_MM_GEMM_MIN_M
 #define BLOCK_BYTES (512 * 1024) /* weight rows per L2 block of the GEMM */
-_Static_assert(MR * NR <= ACC_MAX && NR1 <= ACC_MAX, "accumulator budget");
+_Static_assert((MR * NR) <= ACC_MAX && NR1 <= ACC_MAX, "accumulator budget");
 
 void kern_mm_prep_x_dpbf16(const kern_mm_args *a, int m0, int m1, uint16_t *xb) {
     const int K = a->K;
@@ -69,6 +69,7 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
 
 typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
 
+/* clang-format off */ /* it lays rows of macro instantiations out differently on each run */
 #define T(mr, nr)                                                                                  \
     static void tile_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                          \
         tile(a, m0, n0, mr, nr, 0);                                                                \
@@ -87,6 +88,7 @@ static const tile_fn tiles[MR + 1][NR + 1] = {{NULL}, TR(1), TR(2), TR(3), TR(4)
                                               TR(5),  TR(6), TR(7), TR(8)};
 static const tile_fn gemvs[NR1 + 1] = {NULL,   gemv_1, gemv_2, gemv_3, gemv_4,
                                        gemv_5, gemv_6, gemv_7, gemv_8};
+/* clang-format on */
 
 void kern_mm_rows_dpbf16(const kern_mm_args *a, int n0, int n1) {
     if (a->M < SMALL_M) {

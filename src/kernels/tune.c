@@ -28,10 +28,10 @@
 /* Bump when a kernel changes speed enough that cached choices should be measured again. */
 #define TUNE_REVISION 1
 
-#define GEMM_M 64                          /* the prefill shape class */
+#define GEMM_M 64                            /* the prefill shape class */
 #define GEMV_SWEEP_BYTES ((size_t)192 << 20) /* weights per GEMV sweep: beyond the caches */
-#define TIE_MARGIN 0.02                    /* the default (more exact) family wins within this */
-#define GEMM_MAX_N 65536                   /* larger: an lm_head, never a prefill GEMM */
+#define TIE_MARGIN 0.02                      /* the default (more exact) family wins within this */
+#define GEMM_MAX_N 65536                     /* larger: an lm_head, never a prefill GEMM */
 
 static const int g_pf_candidates[] = {1, 2, 4};
 #define N_PF ((int)(sizeof g_pf_candidates / sizeof g_pf_candidates[0]))
@@ -404,8 +404,8 @@ static cllm_status measure(threadpool *tp, const kern_tune_mat *mats, int n, dty
     for (int f = 0; f < nf; f++) {
         if (fams[f] != KERN_MM_AMX) continue;
         size_t total = 0;
-        cllm_status st = big ? quant_amx_register_releasing(big->w, wt, big->N, big->K, 0, tp)
-                             : CLLM_OK;
+        cllm_status st =
+            big ? quant_amx_register_releasing(big->w, wt, big->N, big->K, 0, tp) : CLLM_OK;
         for (int i = 0; i < n && st == CLLM_OK && total < GEMV_SWEEP_BYTES; i++)
             if (mats[i].wt == wt) {
                 st = quant_amx_register_releasing(mats[i].w, wt, mats[i].N, mats[i].K, 0, tp);

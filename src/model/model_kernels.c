@@ -35,9 +35,10 @@ static kern_tune_mat *model_mats(const struct cllm_model *m, int *n_out) {
     return v;
 }
 
-/* Whether a matrix lies in a mapped model file (GGUF or safetensors), whose pages the AMX repack may give back to the
- * OS (they are re-read from the file if anything ever touches them again; a tied embedding reads
- * its rows from the copy, forward.c). Never for memory the model allocated (--quant copies). */
+/* Whether a matrix lies in a mapped model file (GGUF or safetensors), whose pages the AMX repack
+ * may give back to the OS (they are re-read from the file if anything ever touches them again; a
+ * tied embedding reads its rows from the copy, forward.c). Never for memory the model allocated
+ * (--quant copies). */
 static int releasable(const struct cllm_model *m, const kern_tune_mat *t) {
     const uint8_t *p = t->w, *end = p + (size_t)t->N * dtype_row_bytes(t->wt, t->K);
     if (m->gguf) {
@@ -63,7 +64,7 @@ cllm_status model_tune_kernels(struct cllm_model *m) {
         if (kern_tune_family(v[i].wt) != KERN_MM_AMX) {
             quant_amx_unregister(v[i].w);
         } else if ((st = quant_amx_register_releasing(v[i].w, v[i].wt, v[i].N, v[i].K,
-                                                        releasable(m, &v[i]), m->tp)) == CLLM_OK) {
+                                                      releasable(m, &v[i]), m->tp)) == CLLM_OK) {
             m->amx_repacked = 1;
         }
     }

@@ -64,8 +64,8 @@ static void test_multi(kern_mm_path p, threadpool *tp, dtype t, int M, int K) {
         yb[i] = calloc((size_t)M * Ns[i], sizeof(float));
         if (p == KERN_MM_AMX && quant_amx_type(t))
             CHECK(quant_amx_register(w[i], t, Ns[i], K) == CLLM_OK);
-        parts[i] = (kern_mm_part){.w = w[i], .N = Ns[i], .bias = i == 1 ? NULL : bias[i],
-                                  .y = yb[i], .ldy = Ns[i]};
+        parts[i] = (kern_mm_part){
+            .w = w[i], .N = Ns[i], .bias = i == 1 ? NULL : bias[i], .y = yb[i], .ldy = Ns[i]};
         kern_matmul_on(p, tp, x, M, K, K, w[i], t, Ns[i], parts[i].bias, ya[i], Ns[i], work);
     }
     kern_matmul_multi_on(p, tp, x, M, K, K, t, parts, 3, work);
@@ -188,7 +188,8 @@ static void test_env_and_cache(threadpool *tp) {
     make_model_mats();
 
     /* malformed settings: a clear error, nothing fixed */
-    const char *bad[] = {"bf16", "bf16=", "bf16=avx9", "nope=avx2", "bf16=avx2/pf", "bf16=avx2/pf0",
+    const char *bad[] = {"bf16",           "bf16=",        "bf16=avx9",
+                         "nope=avx2",      "bf16=avx2/pf", "bf16=avx2/pf0",
                          "bf16=avx2/pf99", "bf16=avx2/x2", "bf16=avx2,,"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         kern_tune_reset();
