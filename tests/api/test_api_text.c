@@ -4,18 +4,16 @@
  * variables), content spans and protected tokenization, and the errors. */
 #include "check.h"
 #include "cllm.h"
+#include "testdata.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static const char *g_td;
 
 static const char *data(const char *rel) {
     static char buf[4][1024];
     static int k;
     char *b = buf[k++ % 4];
-    snprintf(b, sizeof buf[0], "%s/%s", g_td, rel);
-    return b;
+    return td_join(b, sizeof buf[0], rel);
 }
 
 static int count(const int32_t *ids, size_t n, int32_t id) {
@@ -197,8 +195,6 @@ static void test_gguf_tokenizer(void) {
 }
 
 int main(void) {
-    g_td = getenv("CLLM_TESTDATA");
-    if (!g_td) g_td = "../shared/testdata";
     test_folder_tokenizer();
     test_standalone_template();
     test_model_tokenizer();
