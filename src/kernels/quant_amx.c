@@ -83,8 +83,8 @@ static void pack_groups(dtype wt, const void *w, int N, int K, uint8_t *dst, int
             float scale[GROUP] = {0};
             memset(tile, 0, sizeof tile);
             for (int j = 0; j < GROUP && g * GROUP + j < N; j++) {
-                scale[j] = block_levels(wt, (const uint8_t *)w + (size_t)(g * GROUP + j) * row_bytes,
-                                        b, q);
+                scale[j] = block_levels(
+                    wt, (const uint8_t *)w + (size_t)(g * GROUP + j) * row_bytes, b, q);
                 for (int k = 0; k < BL; k++)
                     tile[(k / 4) * 64 + j * 4 + k % 4] = q[k];
             }

@@ -71,10 +71,10 @@ AI void group_tile(const quant_mm_args *a, const uint8_t *packed, int g, int m0,
     __m512 acc[16];
     for (int i = 0; i < mr; i++)
         acc[i] = _mm512_setzero_ps();
-    /* one block: x tile A, weight tile B (Q4_0: unpacked into T first), C = A . B */
+        /* one block: x tile A, weight tile B (Q4_0: unpacked into T first), C = A . B */
 #define BLOCK_MUL(C, A, B, T, rec_p, b)                                                            \
     do {                                                                                           \
-        _tile_loadd(A, xr + (size_t)(b) * 32, stride);                                             \
+        _tile_loadd(A, xr + (size_t)(b)*32, stride);                                               \
         if (q4) {                                                                                  \
             unpack_q4(rec_p, T);                                                                   \
             _tile_loadd(B, T, 64);                                                                 \
@@ -105,8 +105,7 @@ AI void group_tile(const quant_mm_args *a, const uint8_t *packed, int g, int m0,
     }
 #undef BLOCK_MUL
     const __mmask16 mk = amx_group_mask(g, n0, n1); /* columns in [n0, n1) */
-    const __m512 bias =
-        a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
+    const __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
     for (int i = 0; i < mr; i++)
         _mm512_mask_storeu_ps(a->y + (size_t)(m0 + i) * a->ldy + g * 16, mk,
                               _mm512_add_ps(acc[i], bias));

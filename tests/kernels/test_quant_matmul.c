@@ -164,8 +164,8 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, threadpool *tp3, dt
             }
         }
     }
-    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), quant_amx_unregister(w), free(w),
-        free(work);
+    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub),
+        quant_amx_unregister(w), free(w), free(work);
 }
 
 /* kern_to_f32 on a quantized row is the dequantization (embedding lookups). */
