@@ -1,7 +1,8 @@
 /* bench_matmul.c - matmul speed on Qwen2.5-0.5B shapes, per CPU path and dtype, 1 and 2 threads:
  * GB/s of weights for decode (M=1, weights not in cache) and GFLOP/s for prefill (M=512).
  *
- * usage: bench_matmul [-p scalar|avx2|avx512|avx512bf16] [-d f32|f16|bf16] [-t threads] [-m M] [-q] [-c] [-s]
+ * usage: bench_matmul [-p scalar|avx2|avx512|avx512bf16] [-d f32|f16|bf16] [-t threads] [-m M] [-q]
+ * [-c] [-s]
  * (-q: quick, smaller working set and fewer repetitions; default: every supported path, bf16 f16
  * f32, 1 and 2 threads; the scalar path only runs the decode shapes; -c: 1 thread timed by its own
  * CPU clock, which ignores time stolen by other processes on a shared machine; -s: GEMM weights

@@ -42,16 +42,15 @@ static void configure(int mr0, int mr1) {
 AI void store_c(const kern_mm_args *a, const float *c, int m0, int mr, int g, int n0, int n1) {
     const __mmask16 mk = amx_group_mask(g, n0, n1);
     if (!mk) return;
-    const __m512 bias =
-        a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
+    const __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
     for (int i = 0; i < mr; i++)
         _mm512_mask_storeu_ps(a->y + (size_t)(m0 + i) * a->ldy + g * 16, mk,
                               _mm512_add_ps(_mm512_load_ps(c + 16 * i), bias));
 }
 
 /* Token tiles at m0 (and m0 + 16 when two_m) x groups g (and g + 1 when two_g), over all K. */
-AI void block(const kern_mm_args *a, const uint8_t *packed, int m0, int mr0, int mr1, int g,
-              int n0, int n1, const int two_m, const int two_g) {
+AI void block(const kern_mm_args *a, const uint8_t *packed, int m0, int mr0, int mr1, int g, int n0,
+              int n1, const int two_m, const int two_g) {
     const int nc = (a->K + 31) / 32;
     const size_t ld = (size_t)a->xp_ld * 2; /* bytes per bf16 x row */
     const uint16_t *x0 = (const uint16_t *)a->xp + (size_t)m0 * a->xp_ld;

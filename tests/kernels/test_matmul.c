@@ -76,8 +76,7 @@ static void test_vs_ref(kern_mm_path p, threadpool *tp, dtype t, int M, int K, i
     kern_matmul_on(p, tp, x, M, K, ldx, w, t, N, use_bias ? bias : NULL, y, ldy, work);
     /* The vdpbf16ps family rounds x to bf16 (nearest even) and then multiplies exactly: its
      * reference is the f32 reference on that rounded x, with the same accumulation tolerance. */
-    if ((p == KERN_MM_AVX512BF16 || (p == KERN_MM_AMX && cpu_get()->amx_bf16)) &&
-        t == DTYPE_BF16)
+    if ((p == KERN_MM_AVX512BF16 || (p == KERN_MM_AMX && cpu_get()->amx_bf16)) && t == DTYPE_BF16)
         for (int i = 0; i < M * ldx; i++)
             x[i] = bf16_to_f32(f32_to_bf16(x[i]));
     kern_matmul_ref(x, M, K, ldx, w, t, N, use_bias ? bias : NULL, yr, ldy);
@@ -143,8 +142,8 @@ static void test_invariance(kern_mm_path p, threadpool *tp2, dtype t, int K, int
             }
         }
     }
-    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub), quant_amx_unregister(w), free(w),
-        free(work);
+    free(x), free(wf), free(bias), free(yfull), free(y2), free(ysub), free(xsub),
+        quant_amx_unregister(w), free(w), free(work);
 }
 
 static void test_conversions(kern_mm_path p) {
