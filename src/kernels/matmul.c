@@ -183,11 +183,7 @@ static void rows_task(void *ctx, int ith, int nth) {
     for (int p = 0; p < j->n_parts && lo < hi; off += j->parts[p].N, p++) {
         if (!kern_part_share(lo, hi, off, j->parts[p].N, &n0, &n1)) continue;
         kern_mm_args a = j->a;
-        a.w = j->parts[p].w;
-        a.N = j->parts[p].N;
-        a.bias = j->parts[p].bias;
-        a.y = j->parts[p].y;
-        a.ldy = j->parts[p].ldy;
+        KERN_MM_SET_PART(a, j->parts[p]);
         if (p + 1 < j->n_parts) a.next = NULL; /* the next matmul follows the last part */
         part_rows(j, &a, j->packed[p], n0, n1, ith, nth);
     }

@@ -52,6 +52,11 @@ static inline int kern_part_share(long lo, long hi, long off, int N, int *n0, in
     return a < b;
 }
 
+/* Point a kernel's argument record (any struct with w, N, bias, y, ldy) at one part. */
+#define KERN_MM_SET_PART(args, part)                                                               \
+    ((args).w = (part).w, (args).N = (part).N, (args).bias = (part).bias, (args).y = (part).y,     \
+     (args).ldy = (part).ldy)
+
 /* Several matmuls of the same x and weight dtype in one parallel dispatch (q/k/v, gate/up): x is
  * prepared once and the threads split the concatenated outputs, so a decode step synchronises the
  * pool once instead of once per matrix. Every y is bitwise what kern_matmul gives. */

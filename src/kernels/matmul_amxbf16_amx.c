@@ -99,22 +99,19 @@ AI void block(const kern_mm_args *a, const uint8_t *packed, int m0, int mr0, int
     }
 }
 
-static void block_11(const kern_mm_args *a, const uint8_t *p, int m0, int mr0, int mr1, int g,
-                     int n0, int n1) {
-    block(a, p, m0, mr0, mr1, g, n0, n1, 0, 0);
-}
-static void block_12(const kern_mm_args *a, const uint8_t *p, int m0, int mr0, int mr1, int g,
-                     int n0, int n1) {
-    block(a, p, m0, mr0, mr1, g, n0, n1, 0, 1);
-}
-static void block_21(const kern_mm_args *a, const uint8_t *p, int m0, int mr0, int mr1, int g,
-                     int n0, int n1) {
-    block(a, p, m0, mr0, mr1, g, n0, n1, 1, 0);
-}
-static void block_22(const kern_mm_args *a, const uint8_t *p, int m0, int mr0, int mr1, int g,
-                     int n0, int n1) {
-    block(a, p, m0, mr0, mr1, g, n0, n1, 1, 1);
-}
+typedef void (*block_fn)(const kern_mm_args *a, const uint8_t *p, int m0, int mr0, int mr1, int g,
+                         int n0, int n1);
+#define BLOCK_FN(tm, tg)                                                                           \
+    static void block_##tm##tg(const kern_mm_args *a, const uint8_t *p, int m0, int mr0, int mr1,  \
+                               int g, int n0, int n1) {                                            \
+        block(a, p, m0, mr0, mr1, g, n0, n1, tm - 1, tg - 1);                                      \
+    }
+BLOCK_FN(1, 1)
+BLOCK_FN(1, 2)
+BLOCK_FN(2, 1)
+BLOCK_FN(2, 2)
+/* [two token tiles][two groups] */
+static const block_fn blocks[2][2] = {{block_11, block_12}, {block_21, block_22}};
 
 void kern_mm_rows_amxbf16(const kern_mm_args *a, const uint8_t *packed, int n0, int n1) {
     if (n0 >= n1) return;
@@ -134,10 +131,7 @@ void kern_mm_rows_amxbf16(const kern_mm_args *a, const uint8_t *packed, int n0, 
             }
             for (int g = gb; g < gbe; g += 2) {
                 int two_g = g + 1 < gbe;
-                if (mr1)
-                    (two_g ? block_22 : block_21)(a, packed, m0, mr0, mr1, g, n0, n1);
-                else
-                    (two_g ? block_12 : block_11)(a, packed, m0, mr0, mr1, g, n0, n1);
+                blocks[mr1 > 0][two_g](a, packed, m0, mr0, mr1, g, n0, n1);
             }
         }
     }

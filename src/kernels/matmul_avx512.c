@@ -329,10 +329,8 @@ void kern_mm_prep_x_avx512(const kern_mm_args *a, int m0, int m1, float *xp) {
         const float *x = a->x + (size_t)m * a->ldx;
         float *d = xp + (size_t)m * a->xp_ld;
         for (int k = 0; k < a->xp_ld; k += 32) {
-            __mmask16 m_lo = K - k >= 16 ? 0xffff : K - k > 0 ? tail16(K - k) : 0;
-            __mmask16 m_hi = K - k >= 32 ? 0xffff : K - k > 16 ? tail16(K - k - 16) : 0;
-            __m512 lo = _mm512_maskz_loadu_ps(m_lo, x + k);
-            __m512 hi = _mm512_maskz_loadu_ps(m_hi, x + k + 16);
+            __m512 lo, hi;
+            load_x32(x, K, k, &lo, &hi);
             _mm512_store_ps(d + k, _mm512_permutex2var_ps(lo, ie, hi));
             _mm512_store_ps(d + k + 16, _mm512_permutex2var_ps(lo, io, hi));
         }

@@ -22,6 +22,14 @@ AI __mmask16 tail16(int r) {
     return (__mmask16)((1u << r) - 1);
 }
 
+/* x[k .. k + 32) of a row of K values as two vectors, zeros past K (the preparations of x). */
+AI void load_x32(const float *x, int K, int k, __m512 *lo, __m512 *hi) {
+    __mmask16 m_lo = K - k >= 16 ? 0xffff : K - k > 0 ? tail16(K - k) : 0;
+    __mmask16 m_hi = K - k >= 32 ? 0xffff : K - k > 16 ? tail16(K - k - 16) : 0;
+    *lo = _mm512_maskz_loadu_ps(m_lo, x + k);
+    *hi = _mm512_maskz_loadu_ps(m_hi, x + k + 16);
+}
+
 /* ------------------------------------------------------------------ horizontal sums */
 
 AI __m512 red1(__m512 a, __m512 b) {

@@ -26,10 +26,8 @@ void kern_mm_prep_x_dpbf16(const kern_mm_args *a, int m0, int m1, uint16_t *xb) 
         const float *x = a->x + (size_t)m * a->ldx;
         uint16_t *d = xb + (size_t)m * a->xp_ld;
         for (int k = 0; k < a->xp_ld; k += 32) {
-            __mmask16 m_lo = K - k >= 16 ? 0xffff : K - k > 0 ? tail16(K - k) : 0;
-            __mmask16 m_hi = K - k >= 32 ? 0xffff : K - k > 16 ? tail16(K - k - 16) : 0;
-            __m512 lo = _mm512_maskz_loadu_ps(m_lo, x + k);
-            __m512 hi = _mm512_maskz_loadu_ps(m_hi, x + k + 16);
+            __m512 lo, hi;
+            load_x32(x, K, k, &lo, &hi);
             _mm512_store_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         }
     }

@@ -281,11 +281,7 @@ static void rows_task(void *ctx, int ith, int nth) {
     for (int p = 0; p < j->n_parts && lo < hi; off += j->parts[p].N, p++) {
         if (!kern_part_share(lo, hi, off, j->parts[p].N, &n0, &n1)) continue;
         quant_mm_args a = j->a;
-        a.w = j->parts[p].w;
-        a.N = j->parts[p].N;
-        a.bias = j->parts[p].bias;
-        a.y = j->parts[p].y;
-        a.ldy = j->parts[p].ldy;
+        KERN_MM_SET_PART(a, j->parts[p]);
         if (j->path == KERN_MM_AMX)
             quant_amx_rows(&a, j->packed[p], n0, n1);
         else if (j->path == KERN_MM_AVX512)
@@ -321,11 +317,7 @@ static void run(int path, threadpool *tp, const float *x, int M, int K, int ldx,
         }
     }
     if (j.N_total <= 0) return;
-    j.a.w = parts[0].w;
-    j.a.N = parts[0].N;
-    j.a.bias = parts[0].bias;
-    j.a.y = parts[0].y;
-    j.a.ldy = parts[0].ldy;
+    KERN_MM_SET_PART(j.a, parts[0]);
     if (tp && tp_size(tp) > 1 && M >= 4)
         tp_run(tp, prep_task, &j);
     else

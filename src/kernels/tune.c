@@ -26,7 +26,7 @@
 #define CLLM_VERSION_STRING "dev"
 #endif
 /* Bump when a kernel changes speed enough that cached choices should be measured again. */
-#define TUNE_REVISION 1
+#define TUNE_REVISION 2 /* 2: AMX families */
 
 #define GEMM_M 64                            /* the prefill shape class */
 #define GEMV_SWEEP_BYTES ((size_t)192 << 20) /* weights per GEMV sweep: beyond the caches */
