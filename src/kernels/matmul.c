@@ -108,6 +108,34 @@ void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1) {
     }
 }
 
+/* ---------------------------------------------------------------- tile sweeps (all SIMD paths) */
+
+void kern_mm_sweep_gemv(const kern_mm_args *a, int n0, int n1, int nr_max,
+                        const kern_tile_fn *gemv) {
+    for (int n = n0; n < n1; n += nr_max) {
+        int nr = n1 - n < nr_max ? n1 - n : nr_max;
+        for (int m = 0; m < a->M; m++)
+            gemv[nr](a, m, n);
+    }
+}
+
+void kern_mm_sweep_tiles(const kern_mm_args *a, int n0, int n1, size_t block_bytes, int mr_max,
+                         int nr_max, const kern_tile_fn *tiles) {
+    size_t row_bytes = dtype_row_bytes(a->wt, a->K);
+    int nb_rows = (int)(block_bytes / (row_bytes ? row_bytes : 1));
+    nb_rows = nb_rows < nr_max ? nr_max : nb_rows / nr_max * nr_max;
+    for (int nb = n0; nb < n1; nb += nb_rows) {
+        int nbe = n1 - nb < nb_rows ? n1 : nb + nb_rows;
+        for (int m = 0; m < a->M; m += mr_max) {
+            int mr = a->M - m < mr_max ? a->M - m : mr_max;
+            for (int n = nb; n < nbe; n += nr_max) {
+                int nr = nbe - n < nr_max ? nbe - n : nr_max;
+                tiles[mr * (nr_max + 1) + nr](a, m, n);
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 /* One dispatch computes one or more matmuls of the same x and weight dtype (q/k/v, gate/up):

@@ -129,7 +129,7 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
                 hsum8(acc[i * nr + j]) + (a->bias ? a->bias[n0 + j] : 0.0f);
 }
 
-typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
+typedef kern_tile_fn tile_fn;
 
 #define T(dt, DT, mr, nr)                                                                          \
     static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                   \
@@ -159,27 +159,10 @@ static const tile_fn gemvs[3][NR1 + 1] = {GTAB(f32), GTAB(f16), GTAB(bf16)};
 
 void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1) {
     const int t = a->wt == DTYPE_F32 ? 0 : a->wt == DTYPE_F16 ? 1 : 2;
-    if (a->M < SMALL_M) {
-        for (int n = n0; n < n1; n += NR1) {
-            int nr = n1 - n < NR1 ? n1 - n : NR1;
-            for (int m = 0; m < a->M; m++)
-                gemvs[t][nr](a, m, n);
-        }
-        return;
-    }
-    size_t row_bytes = (size_t)a->K * dtype_size(a->wt);
-    int nb_rows = (int)(BLOCK_BYTES / (row_bytes ? row_bytes : 1));
-    nb_rows = nb_rows < NR ? NR : nb_rows / NR * NR;
-    for (int nb = n0; nb < n1; nb += nb_rows) {
-        int nbe = n1 - nb < nb_rows ? n1 : nb + nb_rows;
-        for (int m = 0; m < a->M; m += MR) {
-            int mr = a->M - m < MR ? a->M - m : MR;
-            for (int n = nb; n < nbe; n += NR) {
-                int nr = nbe - n < NR ? nbe - n : NR;
-                tiles[t][mr][nr](a, m, n);
-            }
-        }
-    }
+    if (a->M < SMALL_M)
+        kern_mm_sweep_gemv(a, n0, n1, NR1, gemvs[t]);
+    else
+        kern_mm_sweep_tiles(a, n0, n1, BLOCK_BYTES, MR, NR, &tiles[t][0][0]);
 }
 
 /* x rows -> per 16-chunk: 8 even-indexed then 8 odd-indexed values, zero padded to xp_ld. */

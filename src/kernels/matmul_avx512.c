@@ -199,7 +199,7 @@ AI void tile_wide(const kern_mm_args *a, const float *wb, int m0, int n0, int k0
 
 /* ------------------------------------------------------------------ instantiations */
 
-typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
+typedef kern_tile_fn tile_fn;
 
 #define T(dt, DT, mr, nr)                                                                          \
     static void tile_##dt##_##mr##x##nr(const kern_mm_args *a, int m0, int n0) {                   \
@@ -262,11 +262,7 @@ void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp, const
                          size_t pf_next_bytes) {
     const int t = a->wt == DTYPE_F32 ? 0 : a->wt == DTYPE_F16 ? 1 : 2;
     if (a->M < SMALL_M) {
-        for (int n = n0; n < n1; n += NR1) {
-            int nr = n1 - n < NR1 ? n1 - n : NR1;
-            for (int m = 0; m < a->M; m++)
-                gemvs[t][nr](a, m, n);
-        }
+        kern_mm_sweep_gemv(a, n0, n1, NR1, gemvs[t]);
         return;
     }
     if (a->wt == DTYPE_BF16 && wp && !(a->K > KC_MAX && a->M <= DIRECT_LONG_K_MAX_M)) {
@@ -305,19 +301,7 @@ void kern_mm_rows_avx512(const kern_mm_args *a, int n0, int n1, float *wp, const
         }
         return;
     }
-    size_t row_bytes = (size_t)a->K * dtype_size(a->wt);
-    int nb_rows = (int)(BLOCK_BYTES / (row_bytes ? row_bytes : 1));
-    nb_rows = nb_rows < NR ? NR : nb_rows / NR * NR;
-    for (int nb = n0; nb < n1; nb += nb_rows) {
-        int nbe = n1 - nb < nb_rows ? n1 : nb + nb_rows;
-        for (int m = 0; m < a->M; m += MR) {
-            int mr = a->M - m < MR ? a->M - m : MR;
-            for (int n = nb; n < nbe; n += NR) {
-                int nr = nbe - n < NR ? nbe - n : NR;
-                tiles[t][mr][nr](a, m, n);
-            }
-        }
-    }
+    kern_mm_sweep_tiles(a, n0, n1, BLOCK_BYTES, MR, NR, &tiles[t][0][0]);
 }
 
 /* x rows -> per 32-chunk: 16 even-indexed then 16 odd-indexed values, zero padded to xp_ld. */

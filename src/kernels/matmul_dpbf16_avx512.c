@@ -65,7 +65,7 @@ AI void tile(const kern_mm_args *a, int m0, int n0, const int mr, const int nr, 
     finish(a, acc, m0, n0, mr, nr);
 }
 
-typedef void (*tile_fn)(const kern_mm_args *a, int m0, int n0);
+typedef kern_tile_fn tile_fn;
 
 /* clang-format off */ /* it lays rows of macro instantiations out differently on each run */
 #define T(mr, nr)                                                                                  \
@@ -89,26 +89,8 @@ static const tile_fn gemvs[NR1 + 1] = {NULL,   gemv_1, gemv_2, gemv_3, gemv_4,
 /* clang-format on */
 
 void kern_mm_rows_dpbf16(const kern_mm_args *a, int n0, int n1) {
-    if (a->M < SMALL_M) {
-        for (int n = n0; n < n1; n += NR1) {
-            int nr = n1 - n < NR1 ? n1 - n : NR1;
-            for (int m = 0; m < a->M; m++)
-                gemvs[nr](a, m, n);
-        }
-        return;
-    }
-    /* GEMM: a block of weight rows stays in L2 while every token tile passes over it. */
-    size_t row_bytes = (size_t)a->K * 2;
-    int nb_rows = (int)(BLOCK_BYTES / (row_bytes ? row_bytes : 1));
-    nb_rows = nb_rows < NR ? NR : nb_rows / NR * NR;
-    for (int nb = n0; nb < n1; nb += nb_rows) {
-        int nbe = n1 - nb < nb_rows ? n1 : nb + nb_rows;
-        for (int m = 0; m < a->M; m += MR) {
-            int mr = a->M - m < MR ? a->M - m : MR;
-            for (int n = nb; n < nbe; n += NR) {
-                int nr = nbe - n < NR ? nbe - n : NR;
-                tiles[mr][nr](a, m, n);
-            }
-        }
-    }
+    if (a->M < SMALL_M)
+        kern_mm_sweep_gemv(a, n0, n1, NR1, gemvs);
+    else
+        kern_mm_sweep_tiles(a, n0, n1, BLOCK_BYTES, MR, NR, &tiles[0][0]);
 }

@@ -74,6 +74,16 @@ size_t kern_mm_wblock_floats(int K);
 /* Floats of one thread's scratch: the widened block, then the parked partial sums. */
 size_t kern_mm_wscratch_floats(int K);
 
+/* A register tile: outputs y[m0 .. m0 + mr)[n0 .. n0 + nr) for its compiled mr x nr. */
+typedef void (*kern_tile_fn)(const kern_mm_args *a, int m0, int n0);
+/* Decode: columns [n0, n1) for each token with 1 x nr tiles, gemv[nr] for nr <= nr_max. */
+void kern_mm_sweep_gemv(const kern_mm_args *a, int n0, int n1, int nr_max,
+                        const kern_tile_fn *gemv);
+/* GEMM: columns [n0, n1) in blocks of block_bytes of weight rows (reused from L2 by every token
+ * tile), covered by mr x nr tiles: tiles[mr * (nr_max + 1) + nr] for mr <= mr_max, nr <= nr_max. */
+void kern_mm_sweep_tiles(const kern_mm_args *a, int n0, int n1, size_t block_bytes, int mr_max,
+                         int nr_max, const kern_tile_fn *tiles);
+
 /* Compute y rows' columns [n0, n1) for all M tokens. */
 void kern_mm_rows_scalar(const kern_mm_args *a, int n0, int n1);
 void kern_mm_rows_avx2(const kern_mm_args *a, int n0, int n1);
