@@ -2,7 +2,8 @@
  * use, so that GEMM speeds (bench_matmul, bench_quant, cllm info --kernels) can be read as a
  * fraction of what the chosen instruction can do here:
  *   f32 FMA (avx2 ymm, avx512 zmm) - 2 FLOP per lane; vdpbf16ps zmm - 4 FLOP per f32 lane;
- *   vpdpbusd zmm - 8 int OPs per int32 lane; AMX tdpbssd 16x16x64 - 32768 int OPs per tile op.
+ *   vpdpbusd zmm - 8 int OPs per int32 lane; AMX tdpbssd 16x16x64 - 32768 int OPs per tile op;
+ *   AMX tdpbf16ps 16x16x32 - 16384 FLOP per tile op.
  * Independent accumulator chains (enough to cover the latency), one thread, timed by the thread's
  * CPU clock (time stolen by other processes does not count).
  *
@@ -130,6 +131,41 @@ __attribute__((target("amx-tile,amx-int8"))) static double amx_int8(long it) {
     return (double)it * 4 * 16 * 16 * 64 * 2 / dt * 1e-9;
 }
 
+__attribute__((target("amx-tile,amx-bf16"))) static double amx_bf16(long it) {
+    static uint16_t a[16 * 32] __attribute__((aligned(64))),
+        b[16 * 32] __attribute__((aligned(64)));
+    static float c[16 * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 32; i++)
+        a[i] = b[i] = 0x3f80; /* 1.0 */
+    amx_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 6; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, b, 64);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    it /= 16;
+    double t0 = cpu_now();
+    for (long n = 0; n < it; n++) {
+        _tile_dpbf16ps(0, 4, 5);
+        _tile_dpbf16ps(1, 4, 5);
+        _tile_dpbf16ps(2, 4, 5);
+        _tile_dpbf16ps(3, 4, 5);
+    }
+    double dt = cpu_now() - t0;
+    _tile_stored(0, c, 64);
+    _tile_release();
+    if (c[0] == 12345.0f) printf(" ");
+    return (double)it * 4 * 16 * 16 * 32 * 2 / dt * 1e-9;
+}
+
 int main(int argc, char **argv) {
     long it = 20;
     for (int i = 1; i < argc; i++) {
@@ -148,5 +184,6 @@ int main(int argc, char **argv) {
     if (f->avx512bf16) printf("  vdpbf16ps zmm (avx512bf16):       %7.1f GFLOP/s\n", dpbf16(it));
     if (f->avx512vnni) printf("  vpdpbusd zmm (int8 VNNI):         %7.1f GOP/s\n", dpbusd(it));
     if (f->amx_int8) printf("  AMX tdpbssd (int8 tiles):         %7.1f GOP/s\n", amx_int8(it));
+    if (f->amx_bf16) printf("  AMX tdpbf16ps (bf16 tiles):       %7.1f GFLOP/s\n", amx_bf16(it));
     return 0;
 }
