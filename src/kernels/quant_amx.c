@@ -37,17 +37,22 @@ size_t quant_amx_packed_bytes(dtype wt, int N, int K) {
     return groups * (size_t)chunks(wt, K) * record_bytes(wt);
 }
 
-/* bf16 group g, chunk c: tile word [r * 32 + j * 2 + i] = W[16 g + j][32 c + 2 r + i]. */
+/* bf16 group g, chunk c: tile word [r * 32 + j * 2 + i] = W[16 g + j][32 c + 2 r + i], i.e. a
+ * 16 x 16 transpose of 32-bit pairs (full chunks copy pairs; the last chunk of an odd K by halves).
+ */
 static void pack_bf16(const uint16_t *w, int N, int K, uint8_t *dst, int g0, int g1) {
     const int nc = chunks(DTYPE_BF16, K);
     for (int g = g0; g < g1; g++)
         for (int c = 0; c < nc; c++) {
             uint16_t *t = (uint16_t *)(dst + ((size_t)g * nc + c) * 1024);
             memset(t, 0, 1024);
+            const int kn = K - c * BL < BL ? K - c * BL : BL;
             for (int j = 0; j < GROUP && g * GROUP + j < N; j++) {
                 const uint16_t *row = w + (size_t)(g * GROUP + j) * K + (size_t)c * BL;
-                for (int k = 0; k < BL && c * BL + k < K; k++)
-                    t[(k / 2) * 32 + j * 2 + k % 2] = row[k];
+                int r = 0;
+                for (; 2 * r + 1 < kn; r++)
+                    memcpy(t + r * 32 + j * 2, row + 2 * r, 4);
+                if (2 * r < kn) t[r * 32 + j * 2] = row[2 * r];
             }
         }
 }
