@@ -85,8 +85,8 @@ static void all_cuts(const char *const *stops, int ns, const char *text, const c
             int hit = feed_cuts(stops, ns, text, cuts, 2, got, sizeof got);
             if (hit != want_hit || strcmp(got, want) != 0) {
                 if (!bad++)
-                    fprintf(stderr, "text %s cuts %zu,%zu: hit %d got '%s' want '%s'\n", text, a,
-                            b, hit, got, want);
+                    fprintf(stderr, "text %s cuts %zu,%zu: hit %d got '%s' want '%s'\n", text, a, b,
+                            hit, got, want);
             }
         }
     CHECK_MSG(bad == 0, "%d cut pairs of '%s' wrong", bad, text);
@@ -153,7 +153,8 @@ static void utf8_tests(void) {
         stop_init(&sm, s_two, 2);
         CHECK(!stop_push(&sm, "\xf0\x9f", 2, &o, &ol) && ol == 0);
         CHECK(!stop_push(&sm, "\x98", 1, &o, &ol) && ol == 0);
-        CHECK(!stop_push(&sm, "\x81", 1, &o, &ol) && ol == 4 && memcmp(o, "\xf0\x9f\x98\x81", 4) == 0);
+        CHECK(!stop_push(&sm, "\x81", 1, &o, &ol) && ol == 4 &&
+              memcmp(o, "\xf0\x9f\x98\x81", 4) == 0);
         stop_free(&sm);
     }
 
@@ -178,7 +179,8 @@ static void utf8_tests(void) {
             free(piece);
         }
     }
-    CHECK_MSG(n_byte_tokens >= 12, "expected byte-fallback tokens, got %d of %zu", n_byte_tokens, n);
+    CHECK_MSG(n_byte_tokens >= 12, "expected byte-fallback tokens, got %d of %zu", n_byte_tokens,
+              n);
     int bad = 0;
     /* stop 日本: the cut is exactly before it; 日曜 (shares 日) is emitted in full */
     CHECK(pipeline(t, s_jp, 1, ids, n, dec, sizeof dec, &bad) == 1);
