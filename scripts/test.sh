@@ -10,4 +10,5 @@ BUILD_DIR=${BUILD_DIR:-build}
 export CLLM_TUNE=${CLLM_TUNE:-off}
 cmake -S . -B "$BUILD_DIR" -DCLLM_WERROR=ON ${CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j"$(nproc)"
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
+# ctest's summary is kept for scripts/ci_skips.py (which tests were skipped)
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)" | tee "$BUILD_DIR/ctest-output.txt"

@@ -39,7 +39,7 @@ def main():
         needs = NEEDS[family] + (["amx_bf16", "avx512_bf16"] if family == "amx" and dtype in ("bf16", "*") else [])
         missing = [f for f in needs if f not in flags]
         if missing:
-            print("SKIPPED: CLLM_TUNE=%s needs %s, which this CPU lacks" % (spec, " ".join(missing)))
+            print("SKIPPED: CPU-FEATURE: CLLM_TUNE=%s needs %s, which this CPU lacks" % (spec, " ".join(missing)))
             return 77
     env = dict(os.environ, CLLM_TUNE=spec)
     os.execvpe(cmd[0], cmd, env)

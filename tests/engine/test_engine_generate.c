@@ -127,15 +127,17 @@ int main(void) {
             int32_t all[700];
             memcpy(all, rq[i].prompt, sizeof(int32_t) * rq[i].n_prompt);
             memcpy(all + rq[i].n_prompt, outs[i].tokens, sizeof(int32_t) * outs[i].n);
-            char *text, *head;
-            size_t len, hlen;
-            CHECK(cllm_detokenize(m, all, (size_t)(rq[i].n_prompt + outs[i].n), 1, &text, &len) ==
-                      CLLM_OK &&
-                  cllm_detokenize(m, all, (size_t)rq[i].n_prompt, 1, &head, &hlen) == CLLM_OK);
-            CHECK_MSG(len == hlen + outs[i].text_len &&
+            char *text = NULL, *head = NULL;
+            size_t len = 0, hlen = 0;
+            int dec_ok =
+                cllm_detokenize(m, all, (size_t)(rq[i].n_prompt + outs[i].n), 1, &text, &len) ==
+                    CLLM_OK &&
+                cllm_detokenize(m, all, (size_t)rq[i].n_prompt, 1, &head, &hlen) == CLLM_OK;
+            CHECK(dec_ok);
+            CHECK_MSG(dec_ok && len == hlen + outs[i].text_len &&
                           memcmp(text + hlen, outs[i].text, outs[i].text_len) == 0,
                       "request %d: streamed text differs from decode: [%s] vs [%.*s]", i,
-                      text + hlen, (int)outs[i].text_len, outs[i].text);
+                      dec_ok ? text + hlen : "", (int)outs[i].text_len, outs[i].text);
             cllm_free(text);
             cllm_free(head);
         }

@@ -6,12 +6,13 @@ and the Hugging Face folders' own logits (the HF loader is checked against a num
 tests/oracle).
   1. stories260K-hf -> f32 GGUF (llama arch, q/k rows permuted as llama.cpp's converter does):
      `cllm run` must print the golden text and ids exactly.
-  2. q8_0 GGUF: how many golden tokens match is reported.
-  3. f32 GGUF logits == HF folder logits within 1e-4 (max |diff| / max |ref|) for stories260K
+  2. q8_0 GGUF: the first >= 10 golden ids of every case, and >= 120 of the 377, reproduced.
+  3. f32 GGUF logits == HF folder logits within 1e-5 (max |diff| / max |ref|) for stories260K
      and tiny random models of every architecture (llama GQA, Llama-3 rope scaling with
      rope_freqs, qwen2 with biases, gpt2 with the fused attn_qkv).
   4. Quantized vs f32 logits, teacher-forced over a text: mean KL(p_f32 || p_quant) and top-1
-     agreement, printed per type; bound: q8_0 top-1 >= 98% on stories260K and on the tiny qwen2
+     agreement, printed per type; bounds: KL <= ~2x the measured value per (model, type)
+     (KL_MAX), q8_0 top-1 >= 98% on stories260K and on the tiny qwen2
      (64-wide rows); on a 256-wide qwen2 (where the K-quants are used, not their fallbacks;
      random weights make it far more sensitive than a trained model) q8_0 >= 95% and the KL
      must grow from f16 to bf16, q8_0, q6_k, q4_k_m.
@@ -90,6 +91,7 @@ for case in golden["cases"]:
 
 # 2. q8_0: golden tokens matched
 q8 = quantize(STORIES, "stories", "q8_0")
+q8_same = q8_total = 0
 for case in golden["cases"]:
     want = case["ids"][len(case["prompt_ids"]):]
     rc, out, err = run("run", "-m", q8, "--prompt-ids", ",".join(map(str, case["prompt_ids"])),
@@ -99,6 +101,13 @@ for case in golden["cases"]:
     prefix = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
     print(f"q8_0 golden {case['prompt']!r}: {same}/{len(want)} tokens equal, first {prefix} identical")
     check(f"q8_0 run {case['prompt']!r}", rc == 0 and len(got) == len(want))
+    # measured: the first 114, 15 and 118 ids identical (248 of 377 equal) with the default
+    # kernels, 67, 15 and 71 (155 of 377) with the AMX-INT8 family: greedy paths of a correct
+    # q8_0 model part from f32 at a near-tie; a broken one parts at once
+    check(f"q8_0 golden {case['prompt']!r}: first >= 10 ids identical", prefix >= 10, str(prefix))
+    q8_same += same
+    q8_total += len(want)
+check("q8_0 golden: >= 120 of 377 ids equal", q8_total != 377 or q8_same >= 120, f"{q8_same}/{q8_total}")
 
 # 3 + 4 on stories260K: the text is golden case 0
 text = golden["cases"][0]["ids"]
@@ -106,7 +115,21 @@ ref = logits(STORIES, text)
 g32 = logits(f32, text)
 if ref is not None and g32 is not None:
     err = np.abs(ref - g32).max() / np.abs(ref).max()
-    check("stories260K f32 gguf logits == HF", err <= 1e-4, f"rel err {err:.2e}")
+    check("stories260K f32 gguf logits == HF", err <= 1e-5, f"rel err {err:.2e}")
+
+
+# Upper bounds on the mean KL divergence per (model, type): about 2x what was measured (floor 1e-5),
+# deterministic on a given kernel family. Measured: stories260K f16 1e-6, bf16 7.0e-5, q8_0 4.1e-4,
+# q6_k 4.1e-4 (falls back to q8_0), q4_k_m 8.0e-3, q4_0 4.2e-2; qwen2-bias-tied 3e-6, 2.3e-4,
+# 2.9e-3, 2.9e-3, 6.9e-2, 0.28; qwen2-256 1.8e-5, 1.2e-3, 1.8e-2, 0.13, 1.24, 1.66.
+KL_MAX = {
+    "stories260K": {"f16": 1e-5, "bf16": 1.5e-4, "q8_0": 1e-3, "q6_k": 1e-3, "q4_k_m": 0.02,
+                    "q4_0": 0.09},
+    "qwen2-bias-tied": {"f16": 1e-5, "bf16": 5e-4, "q8_0": 6e-3, "q6_k": 6e-3, "q4_k_m": 0.14,
+                        "q4_0": 0.6},
+    "qwen2-256": {"f16": 4e-5, "bf16": 2.5e-3, "q8_0": 0.04, "q6_k": 0.27, "q4_k_m": 2.5,
+                  "q4_0": 3.4},
+}
 
 
 def quality(name, src, ref, text, bound_q8):
@@ -122,6 +145,9 @@ def quality(name, src, ref, text, bound_q8):
         if t == "q8_0":
             check(f"{name} q8_0 top-1 >= {bound_q8:.0%}", top1 >= bound_q8, f"{top1:.4f}")
         check(f"{name} {t} KL finite", np.isfinite(kl))
+        bound = KL_MAX.get(name, {}).get(t)
+        if bound is not None:
+            check(f"{name} {t} KL <= {bound:g}", kl <= bound, f"{kl:.6f}")
     return kls
 
 
@@ -167,7 +193,7 @@ for name in ["llama-gqa", "llama3-ropescaling", "qwen2-bias-tied", "gpt2-tied", 
     g = logits(gpath, ids)
     if href is not None and g is not None:
         err = np.abs(href - g).max() / np.abs(href).max()
-        check(f"{name} f32 gguf logits == HF", err <= 1e-4, f"rel err {err:.2e}")
+        check(f"{name} f32 gguf logits == HF", err <= 1e-5, f"rel err {err:.2e}")
     if name == "qwen2-bias-tied":
         quality(name, folder, href, ids, 0.98)
 

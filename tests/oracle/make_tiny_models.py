@@ -12,6 +12,9 @@ for the logits oracle, one per architecture feature the engine must get right:
   mistral             MistralForCausalLM, 8 heads / 2 KV heads, 3 layers, rms_norm_eps
                       0.05 (so ignoring the configured eps shows)
   mistral-swa         MistralForCausalLM with sliding_window 16 (active at test lengths)
+Every model has its own non-default rms_norm_eps / layer_norm_epsilon (1e-2 ... 1e-6) and
+rope_theta (3e4 ... 1e6), so an engine that ignores either, or applies eps in the wrong place
+(outside the square root), fails on several models, not one.
 and bf16 / f16 copies of llama-gqa, qwen2-bias-tied and gpt2-tied (suffix -bf16,
 -f16). Every tensor of a variant is stored in that dtype (as save_pretrained
 does for torch_dtype bfloat16). Two more copies of llama-gqa (f32, bf16; suffix
@@ -156,32 +159,37 @@ def gpt2(seed, vocab, n_embd, layers, heads, tied, prefix, eps=1e-5):
 def base_models():
     """name -> (config, [(tensor name, f32 array)])"""
     return {
-        "gpt2-tied": gpt2(11, vocab=320, n_embd=64, layers=2, heads=4, tied=True, prefix=True),
+        "gpt2-tied": gpt2(11, vocab=320, n_embd=64, layers=2, heads=4, tied=True, prefix=True,
+                          eps=1e-3),
         "gpt2-untied": gpt2(12, vocab=288, n_embd=48, layers=3, heads=3, tied=False, prefix=False,
                             eps=0.02),
         "llama-gqa": llama_like("LlamaForCausalLM", 13, vocab=384, hidden=64, inter=160,
-                                layers=2, heads=4, kv_heads=2),
+                                layers=2, heads=4, kv_heads=2,
+                                extra_cfg={"rms_norm_eps": 1e-2, "rope_theta": 5e5}),
         "qwen2-bias-tied": llama_like("Qwen2ForCausalLM", 14, vocab=448, hidden=64, inter=128,
                                       layers=2, heads=4, kv_heads=2, tied=True, qkv_bias=True,
-                                      extra_cfg={"rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+                                      extra_cfg={"rope_theta": 1000000.0, "rms_norm_eps": 1e-3,
                                                  "use_sliding_window": False,
                                                  "sliding_window": 4096}),
         "llama3-ropescaling": llama_like(
             "LlamaForCausalLM", 15, vocab=320, hidden=64, inter=128, layers=2, heads=4,
             kv_heads=2, head_dim=32, tied=True,
-            extra_cfg={"rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+            extra_cfg={"rms_norm_eps": 1e-4, "rope_theta": 5e5,
+                       "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
                                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                         "original_max_position_embeddings": 64}}),
         "mistral": llama_like("MistralForCausalLM", 16, vocab=288, hidden=64, inter=192,
                               layers=3, heads=8, kv_heads=2,
                               # a large eps, so an engine that ignores the configured
                               # value (1e-5/1e-6 defaults) is off by far more than 1e-4
-                              extra_cfg={"sliding_window": 4096, "rms_norm_eps": 0.05}),
+                              extra_cfg={"sliding_window": 4096, "rms_norm_eps": 0.05,
+                                         "rope_theta": 2e5}),
         # sliding_window 16 is far below the ~56 positions a test uses, so attention must
         # drop keys older than 16 positions (HF: key j visible to query i iff i - j < 16)
         "mistral-swa": llama_like("MistralForCausalLM", 17, vocab=256, hidden=64, inter=128,
                                   layers=2, heads=4, kv_heads=2,
-                                  extra_cfg={"sliding_window": 16}),
+                                  extra_cfg={"sliding_window": 16, "rms_norm_eps": 1e-6,
+                                             "rope_theta": 3e4}),
     }
 
 

@@ -410,6 +410,8 @@ def judge(rc, stderr, expectation, mentions):
         return "" if rc == 0 else "valid input rejected (exit %d): %s" % (rc, stderr.strip()[:300])
     if rc == 0:
         return "" if expectation == "no_crash" else "exit status 0 for a broken model"
+    if rc != 1:
+        return "exit status %d (the CLI's error exit is 1)" % rc
     lines = [l for l in stderr.splitlines() if l.strip()]
     if not lines:
         return "non-zero exit but nothing on stderr"

@@ -12,7 +12,10 @@ whose contract is: stdout = the generated ids; OUT = float32 rows of
 vocab_size logits, row i being the logits generated token i was chosen from.
 The reference is then run teacher-forced on prompt + generated ids, and each
 row is compared with error = max|engine - ref| / max|ref|:
-  - f32 weights: <= 1e-4 (both sides compute in >= f32; measured ~1e-6).
+  - f32 weights: <= 1e-5 (both sides compute in >= f32). Measured on the tiny models at every
+    CPU level and in every variant: 2.6e-7 .. 7.3e-7 (scalar llama-gqa the worst), so 1e-5 is
+    a 14x margin; it was 1e-4, under which an RMSNorm with eps outside the square root
+    (errors 1.4e-5 .. 4.4e-5 with the old eps 1e-5 models) passed.
   - bf16/f16 weights: <= 2e-2. The reference uses the same rounded weights
     but computes in float64; the engine may additionally round activations
     (or the KV cache) to bf16, 8 bits of mantissa, relative step 3.9e-3, and
@@ -53,12 +56,16 @@ import ref_forward  # noqa: E402
 
 N_GEN = 16
 PROMPT_LEN = 40
-TOL = {"F32": 1e-4, "BF16": 2e-2, "F16": 2e-2}
+TOL = {"F32": 1e-5, "BF16": 2e-2, "F16": 2e-2}
 # "" = the engine's own choice (best the CPU has); the others force lower levels
 CPU_MODES = ["", "scalar", "avx2", "avx512"]
 # A kernel family forced by CLLM_TUNE (tests/tune_leg.py) is checked at the CPU's full level only:
 # the CLLM_CPU masks would take away the instructions that family needs.
 if os.environ.get("CLLM_TUNE", "off") not in ("", "off", "on", "auto", "force"):
+    CPU_MODES = [""]
+# tests/mutation/run_mutations.py: the default level only (the mutations are not in the kernels'
+# per-level code; this keeps a mutation's run short)
+if os.environ.get("CLLM_ORACLE_QUICK") == "1":
     CPU_MODES = [""]
 # models run at every CPU level (the rest at the default level only, to keep the test
 # fast when the machine is busy): every weight dtype, GPT-2's LayerNorm/GELU, biases,
