@@ -196,6 +196,29 @@ bool gguf_is_file(const char *path) {
     return n > 5 && !strcmp(path + n - 5, ".gguf");
 }
 
+static int cmp_key(const void *pa, const void *pb) {
+    const gguf_str *a = pa, *b = pb;
+    int c = memcmp(a->p, b->p, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* Every key at most once (llama.cpp rejects duplicates too): sort copies of the keys. */
+static cllm_status check_duplicate_keys(const gguf_file *f) {
+    if (f->n_kv < 2) return CLLM_OK;
+    gguf_str *k = malloc(f->n_kv * sizeof *k);
+    if (!k) return err_set(CLLM_ERR_NOMEM, "%s: out of memory", f->mf.path);
+    for (size_t i = 0; i < f->n_kv; i++)
+        k[i] = f->kv[i].key;
+    qsort(k, f->n_kv, sizeof *k, cmp_key);
+    cllm_status st = CLLM_OK;
+    for (size_t i = 1; i < f->n_kv && st == CLLM_OK; i++)
+        if (!cmp_key(&k[i - 1], &k[i]))
+            st = err_set(CLLM_ERR_FORMAT, "%s: key '%.*s' appears more than once", f->mf.path,
+                         (int)(k[i].len > 200 ? 200 : k[i].len), k[i].p);
+    free(k);
+    return st;
+}
+
 static cllm_status parse(gguf_file *f) {
     cursor c = {.f = f};
     uint32_t magic;
@@ -226,6 +249,7 @@ static cllm_status parse(gguf_file *f) {
         if ((st = rd_kv(&c, &f->kv[i], &f->str_tabs[i])) != CLLM_OK) return st;
     }
     f->n_kv = (size_t)n_kv;
+    if ((st = check_duplicate_keys(f)) != CLLM_OK) return st;
     f->alignment = 32;
     if (gguf_find(f, "general.alignment") >= 0) {
         if ((st = gguf_get_u32(f, "general.alignment", &f->alignment)) != CLLM_OK) return st;

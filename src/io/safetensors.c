@@ -90,12 +90,46 @@ static cllm_status parse_entry(const mapfile *f, uint64_t data_start, const char
         return err_set(
             CLLM_ERR_FORMAT, "%s: tensor '%s': %llu bytes in file but shape x dtype needs %llu",
             path, name, (unsigned long long)(e - b), (unsigned long long)(nelem * (uint64_t)esize));
+    if (b % (uint64_t)esize)
+        return err_set(CLLM_ERR_FORMAT,
+                       "%s: tensor '%s': data_offsets begin %llu is not a multiple of the %d-byte "
+                       "%s element",
+                       path, name, (unsigned long long)b, esize, json_string_value(jd));
     t->data = f->data + data_start + b;
     t->nbytes = e - b;
     t->file = f->path;
     t->name = strdup(name);
     if (!t->name) return err_set(CLLM_ERR_NOMEM, "out of memory");
     return CLLM_OK;
+}
+
+static int cmp_data(const void *a, const void *b) {
+    const tensor *x = *(const tensor *const *)a, *y = *(const tensor *const *)b;
+    const char *px = x->data, *py = y->data;
+    return px < py ? -1 : px > py;
+}
+
+/* No two tensors of one file may share bytes (empty tensors share none): sort by start. */
+static cllm_status check_overlaps(const char *path, tensor *ts, int n) {
+    if (n < 2) return CLLM_OK;
+    const tensor **v = malloc((size_t)n * sizeof *v);
+    if (!v) return err_set(CLLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        v[i] = &ts[i];
+    qsort(v, (size_t)n, sizeof *v, cmp_data);
+    cllm_status st = CLLM_OK;
+    const tensor *prev = NULL;
+    for (int i = 0; i < n && st == CLLM_OK; i++) {
+        if (!v[i]->nbytes) continue;
+        if (prev && (const char *)prev->data + prev->nbytes > (const char *)v[i]->data)
+            st = err_set(CLLM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap (data_offsets)", path,
+                         prev->name, v[i]->name);
+        if (!prev ||
+            (const char *)v[i]->data + v[i]->nbytes > (const char *)prev->data + prev->nbytes)
+            prev = v[i];
+    }
+    free(v);
+    return st;
 }
 
 /* Parse the header of the already-mapped file set->files[fi] and append its tensors. */
@@ -129,6 +163,7 @@ static cllm_status parse_file(st_set *s, int fi) {
         return err_set(CLLM_ERR_NOMEM, "out of memory");
     }
     s->tensors = nt;
+    int first = s->n_tensors;
     const char *key;
     json_t *val;
     cllm_status st = CLLM_OK;
@@ -141,6 +176,7 @@ static cllm_status parse_file(st_set *s, int fi) {
         s->n_tensors++;
     }
     json_decref(root);
+    if (st == CLLM_OK) st = check_overlaps(f->path, s->tensors + first, s->n_tensors - first);
     return st;
 }
 

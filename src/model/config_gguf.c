@@ -66,23 +66,41 @@ static cllm_status read_rope_scaling(const keys *k, model_config *c) {
     return CLLM_OK;
 }
 
+/* A token id key: absent or "none" (0xFFFFFFFF / negative) -> *ok false; present and outside the
+ * vocabulary -> an error, as config.json's ids are. */
+static cllm_status id_key(const gguf_file *f, const char *key, int vocab, uint32_t *v, bool *ok) {
+    int32_t sv;
+    *ok = false;
+    if (gguf_find(f, key) < 0) return CLLM_OK;
+    if (gguf_get_i32(f, key, &sv) == CLLM_OK && sv < 0) return CLLM_OK;
+    cllm_status st = gguf_get_u32(f, key, v);
+    if (st != CLLM_OK || *v == UINT32_MAX) return st;
+    if (*v >= (uint32_t)vocab)
+        return err_set(CLLM_ERR_FORMAT, "%s: %s = %u is not a token id (vocabulary of %d)",
+                       gguf_path(f), key, *v, vocab);
+    *ok = true;
+    return CLLM_OK;
+}
+
 /* EOS ids: tokenizer.ggml.eos_token_id plus the end-of-turn id when there is one. */
-static void special_ids(const gguf_file *f, model_config *c) {
+static cllm_status special_ids(const gguf_file *f, model_config *c) {
     static const char *const eos_keys[] = {"tokenizer.ggml.eos_token_id",
                                            "tokenizer.ggml.eot_token_id",
                                            "tokenizer.ggml.eom_token_id"};
     uint32_t v;
-    if (gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &v) == CLLM_OK && v < (uint32_t)c->vocab)
-        c->bos_id = (int)v;
+    bool ok;
+    cllm_status st = id_key(f, "tokenizer.ggml.bos_token_id", c->vocab, &v, &ok);
+    if (st != CLLM_OK) return st;
+    if (ok) c->bos_id = (int)v;
     for (int i = 0; i < 3; i++) {
-        if (gguf_find(f, eos_keys[i]) < 0 || gguf_get_u32(f, eos_keys[i], &v) != CLLM_OK ||
-            v >= (uint32_t)c->vocab)
-            continue;
+        if ((st = id_key(f, eos_keys[i], c->vocab, &v, &ok)) != CLLM_OK) return st;
+        if (!ok) continue;
         bool dup = false;
         for (int j = 0; j < c->n_eos; j++)
             dup |= c->eos_ids[j] == (int)v;
         if (!dup && c->n_eos < MODEL_MAX_EOS) c->eos_ids[c->n_eos++] = (int)v;
     }
+    return CLLM_OK;
 }
 
 cllm_status model_config_load_gguf(const gguf_file *f, model_config *c) {
@@ -154,8 +172,7 @@ cllm_status model_config_load_gguf(const gguf_file *f, model_config *c) {
         c->o_bias = gguf_find_tensor(f, "blk.0.attn_output.bias") != NULL;
         c->mlp_bias = gguf_find_tensor(f, "blk.0.ffn_up.bias") != NULL;
     }
-    special_ids(f, c);
-    return CLLM_OK;
+    return special_ids(f, c);
 }
 
 cllm_status model_gguf_rope_factors(const gguf_file *f, int half, double *inv_freq) {

@@ -12,7 +12,9 @@
 /* llama.cpp's token types (tokenizer.ggml.token_type). */
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_BYTE = 6 };
 
-/* Absent keys are fine (keep the default); present keys of the wrong type are errors. */
+/* Absent keys are fine (keep the default); present keys of the wrong type are errors, and so are
+ * ids outside the vocabulary (as config.json's are), except -1 / 0xFFFFFFFF, which some
+ * converters write for "none". */
 static cllm_status opt_id(const gguf_file *f, const char *key, int32_t n_tokens, int32_t *id) {
     int32_t sv;
     uint32_t v;
@@ -20,8 +22,11 @@ static cllm_status opt_id(const gguf_file *f, const char *key, int32_t n_tokens,
     if (gguf_get_i32(f, key, &sv) == CLLM_OK && sv < 0) return *id = -1, CLLM_OK;
     cllm_status st = gguf_get_u32(f, key, &v);
     if (st != CLLM_OK) return st;
-    /* llama.cpp treats out-of-range special ids as absent (some converters write -1). */
-    *id = v < (uint32_t)n_tokens ? (int32_t)v : -1;
+    if (v == UINT32_MAX) return *id = -1, CLLM_OK;
+    if (v >= (uint32_t)n_tokens)
+        return err_set(CLLM_ERR_FORMAT, "%s: %s = %u is not a token id (vocabulary of %d)",
+                       gguf_path(f), key, v, n_tokens);
+    *id = (int32_t)v;
     return CLLM_OK;
 }
 
@@ -74,23 +79,100 @@ static int cmp_score_desc(const void *pa, const void *pb) {
     return a > b ? -1 : a < b;
 }
 
+/* Substring fingerprints for spm_merges: two polynomial hashes modulo the Mersenne prime 2^61-1
+ * (Horner order, so h(s + c) = h(s) * B + c) plus the length. The hash of any prefix and of the
+ * matching suffix of a token then costs O(1) each (h(suffix) = h(whole) - h(prefix) * B^len), which
+ * keeps the merge derivation linear in the vocabulary's size however long one token is. Two
+ * independent 61-bit hashes and the length make a false match (~2^-122 per lookup) negligible. */
+#define FP_P ((uint64_t)0x1FFFFFFFFFFFFFFF)
+static const uint64_t FP_B[2] = {0x1F3A5C7E9B2D4F61 % FP_P, 0x0B7E151628AED2A6 % FP_P};
+
+static uint64_t fp_mul(uint64_t a, uint64_t b) {
+    unsigned __int128 r = (unsigned __int128)a * b;
+    uint64_t v = (uint64_t)(r & FP_P) + (uint64_t)(r >> 61);
+    return v >= FP_P ? v - FP_P : v;
+}
+
+static uint64_t fp_add(uint64_t a, uint64_t b) {
+    uint64_t v = a + b;
+    return v >= FP_P ? v - FP_P : v;
+}
+
+static uint64_t fp_pow(uint64_t b, uint64_t e) {
+    uint64_t r = 1;
+    for (; e; e >>= 1, b = fp_mul(b, b))
+        if (e & 1) r = fp_mul(r, b);
+    return r;
+}
+
+typedef struct {
+    uint64_t h[2];
+    uint64_t len; /* 0 = empty slot (vocabulary strings are never empty) */
+    int32_t id;
+} fp_slot;
+
+typedef struct {
+    fp_slot *s;
+    size_t mask;
+} fp_table;
+
+static size_t fp_index(const fp_table *t, const uint64_t h[2], uint64_t len) {
+    size_t j = (size_t)((h[0] ^ (h[1] * 0x9E3779B97F4A7C15ull) ^ len) & t->mask);
+    while (t->s[j].len && !(t->s[j].len == len && t->s[j].h[0] == h[0] && t->s[j].h[1] == h[1]))
+        j = (j + 1) & t->mask;
+    return j;
+}
+
+static int32_t fp_get(const fp_table *t, const uint64_t h[2], uint64_t len) {
+    const fp_slot *s = &t->s[fp_index(t, h, len)];
+    return s->len ? s->id : -1;
+}
+
+static void fp_hash(const char *p, size_t n, uint64_t h[2]) {
+    h[0] = h[1] = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int w = 0; w < 2; w++)
+            h[w] = fp_add(fp_mul(h[w], FP_B[w]), (uint8_t)p[i] + 1u);
+}
+
+typedef struct {
+    int32_t a, b, id;
+    uint32_t rank;
+} spm_merge;
+
 /* SentencePiece BPE as llama.cpp runs it: repeatedly merge the adjacent pair whose concatenation
  * is a token with the highest score (leftmost on ties). That is BPE whose merge ranks order the
- * resulting tokens by descending score, with equal scores sharing a rank so position decides. */
+ * resulting tokens by descending score, with equal scores sharing a rank so position decides.
+ * Every split of every token at a UTF-8 boundary whose two parts are tokens is a merge; the parts
+ * are looked up by fingerprint (above), so the work is linear in the vocabulary's total size. */
 static cllm_status spm_merges(tokenizer *t, const gguf_arr *scores, const char *path) {
-    size_t n = scores->n, pairs = 0;
+    size_t n = scores->n, n_vocab = t->vocab.n, cap = 64, n_merges = 0;
+    cllm_status st = CLLM_OK;
+    fp_table tab = {0};
+    spm_merge *mg = NULL;
     float *sorted = malloc((n ? n : 1) * sizeof *sorted);
-    if (!sorted) return err_set(CLLM_ERR_NOMEM, "%s: out of memory", path);
+    size_t slots = 64;
+    while (slots < n_vocab * 2)
+        slots *= 2;
+    tab.s = calloc(slots, sizeof *tab.s);
+    tab.mask = slots - 1;
+    mg = malloc(cap * sizeof *mg);
+    if (!sorted || !tab.s || !mg) goto nomem;
     for (size_t i = 0; i < n; i++)
         sorted[i] = score_at(scores, i);
     qsort(sorted, n, sizeof *sorted, cmp_score_desc);
     size_t n_distinct = 0; /* rank of score s = its index among the distinct sorted scores */
     for (size_t i = 0; i < n; i++)
         if (!n_distinct || sorted[i] != sorted[n_distinct - 1]) sorted[n_distinct++] = sorted[i];
-    for (size_t i = 0; i < t->vocab.n; i++)
-        pairs += t->vocab.e[i].len;
-    cllm_status st = tok_mergemap_init(&t->merges, pairs);
-    for (size_t i = 0; i < t->vocab.n && st == CLLM_OK; i++) {
+    for (size_t i = 0; i < n_vocab; i++) {
+        const struct tok_strmap_entry *e = &t->vocab.e[i];
+        uint64_t h[2];
+        fp_hash(t->vocab.keys.p + e->off, e->len, h);
+        fp_slot *s = &tab.s[fp_index(&tab, h, e->len)];
+        *s = (fp_slot){{h[0], h[1]}, e->len, e->val};
+    }
+    const uint64_t binv[2] = {fp_pow(FP_B[0], FP_P - 2), fp_pow(FP_B[1], FP_P - 2)};
+    for (size_t i = 0; i < n_vocab; i++) {
         const struct tok_strmap_entry *e = &t->vocab.e[i];
         const char *p = t->vocab.keys.p + e->off;
         float sc = score_at(scores, (size_t)e->val);
@@ -102,15 +184,44 @@ static cllm_status spm_merges(tokenizer *t, const gguf_arr *scores, const char *
             else
                 hi = mid;
         }
+        uint64_t whole[2], pre[2] = {0, 0}, bpow[2], binvk[2] = {1, 1}; /* B^len, B^-k */
+        fp_hash(p, e->len, whole);
+        for (int w = 0; w < 2; w++)
+            bpow[w] = fp_pow(FP_B[w], e->len);
+        size_t done = 0; /* bytes folded into pre */
         for (size_t k = tok_utf8_seq((const uint8_t *)p, e->len); k && k < e->len;) {
-            int32_t a = tok_strmap_get(&t->vocab, p, k);
-            int32_t b = tok_strmap_get(&t->vocab, p + k, e->len - k);
-            if (a >= 0 && b >= 0) tok_mergemap_put(&t->merges, a, b, (uint32_t)lo, e->val);
+            for (; done < k; done++)
+                for (int w = 0; w < 2; w++) {
+                    pre[w] = fp_add(fp_mul(pre[w], FP_B[w]), (uint8_t)p[done] + 1u);
+                    binvk[w] = fp_mul(binvk[w], binv[w]);
+                }
+            uint64_t suf[2]; /* h(p[k..len)) = h(p) - h(p[0..k)) * B^(len-k) */
+            for (int w = 0; w < 2; w++)
+                suf[w] = fp_add(whole[w], FP_P - fp_mul(pre[w], fp_mul(bpow[w], binvk[w])));
+            int32_t a = fp_get(&tab, pre, k), b = fp_get(&tab, suf, e->len - k);
+            if (a >= 0 && b >= 0) {
+                if (n_merges == cap) {
+                    spm_merge *g = realloc(mg, 2 * cap * sizeof *mg);
+                    if (!g) goto nomem;
+                    mg = g;
+                    cap *= 2;
+                }
+                mg[n_merges++] = (spm_merge){a, b, e->val, (uint32_t)lo};
+            }
             size_t step = tok_utf8_seq((const uint8_t *)p + k, e->len - k);
             k = step ? k + step : 0;
         }
     }
+    if ((st = tok_mergemap_init(&t->merges, n_merges)) == CLLM_OK)
+        for (size_t i = 0; i < n_merges; i++)
+            tok_mergemap_put(&t->merges, mg[i].a, mg[i].b, mg[i].rank, mg[i].id);
+    goto out;
+nomem:
+    st = err_set(CLLM_ERR_NOMEM, "%s: out of memory deriving merges", path);
+out:
     free(sorted);
+    free(tab.s);
+    free(mg);
     return st;
 }
 
