@@ -28,6 +28,12 @@ static const char *k_serve_help =
     "  --http-threads N           connection threads (default 4)\n"
     "  --max-body SIZE            largest request body (default 1MiB); larger gets 413\n"
     "  --max-queue N              requests waiting for the engine before 429 (default 256)\n"
+    "  --read-timeout S           seconds a connection may idle while sending its request or\n"
+    "                             between requests (default 30)\n"
+    "  --write-timeout S          seconds a streaming client may take no bytes before its\n"
+    "                             request is cancelled and the connection closed (default 60)\n"
+    "  --max-buffered-output SIZE streamed output waiting for a client that does not read;\n"
+    "                             past it the request is cancelled (default 1MiB)\n"
     "  --quiet                    no per-request log lines\n"
     "  -h, --help                 this help\n"
     "%s"
@@ -96,11 +102,23 @@ static int parse_args(int argc, char **argv, srv_config *cfg, eng_opts *eo, cons
         } else if (!strcmp(a, "--max-queue")) {
             if (!cli_int(a, v, 1, 1 << 20, &x)) return -1;
             cfg->max_queue = (int)x;
+        } else if (!strcmp(a, "--read-timeout")) {
+            if (!cli_int(a, v, 1, 86400, &x)) return -1;
+            cfg->read_timeout = (int)x;
+        } else if (!strcmp(a, "--write-timeout")) {
+            if (!cli_int(a, v, 1, 86400, &x)) return -1;
+            cfg->write_timeout = (int)x;
+        } else if (!strcmp(a, "--max-buffered-output")) {
+            if (!cli_size(a, v, &cfg->max_buffered)) return -1;
+            if (cfg->max_buffered < 1)
+                return cli_fail("--max-buffered-output: must be positive"), -1;
         } else {
             return cli_fail("serve: unknown option '%s' (see cllm serve --help)", a), -1;
         }
     }
     if (!*model) return cli_fail("serve: -m MODEL_DIR is required"), -1;
+    cfg->max_model_len = eo->ep.max_model_len; /* the limits the server reports and shares */
+    cfg->max_seqs = eo->ep.max_seqs;
     return 1;
 }
 
@@ -145,14 +163,16 @@ int cmd_serve(int argc, char **argv) {
         rc = cli_fail("%s", cllm_last_error());
         goto out;
     }
-    fprintf(stderr, "cllm: listening on http://%s%s%s:%d (loading %s)\n",
-            strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
-            srv_port(srv), model);
+    /* "listening" is said once the model serves: a load error must not follow it */
+    fprintf(stderr, "cllm: loading %s (port %d answers 503 until ready)\n", model, srv_port(srv));
     if (!start(srv, &eo, model, &m, &e)) goto out;
     cllm_engine_stats st;
     cllm_engine_get_stats(e, &st);
-    fprintf(stderr, "cllm: serving '%s' (KV cache %d blocks x %d tokens); ready\n", cfg.model_name,
-            st.kv_blocks_total, st.block_size);
+    fprintf(stderr,
+            "cllm: listening on http://%s%s%s:%d, serving '%s' (KV cache %d blocks x %d tokens); "
+            "ready\n",
+            strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "",
+            srv_port(srv), cfg.model_name, st.kv_blocks_total, st.block_size);
     while (!g_stop) {
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);

@@ -24,6 +24,11 @@ typedef struct srv_config {
     int max_queue;          /* requests waiting for the engine before 429 */
     int http_threads;       /* libmicrohttpd thread pool size */
     bool quiet;             /* no per-request log lines */
+    int max_model_len;      /* the engine's per-request context limit (<= 0: the model's) */
+    int max_seqs;           /* the engine's running sequences (<= 0: 64); n is shared against it */
+    int read_timeout;       /* seconds a connection may idle in headers/body (<= 0: 30) */
+    int write_timeout;      /* seconds a stream may make no progress (<= 0: 60) */
+    int64_t max_buffered;   /* output bytes buffered per streamed request (<= 0: 1 MiB) */
 } srv_config;
 
 typedef struct srv_server srv_server;

@@ -134,6 +134,9 @@ static enum MHD_Result completions(srv_conn *c, srv_kind kind) {
     if (!j) return srv_reply_error(c, &e);
     j->wake = wake_conn;
     j->wake_ctx = c->conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    j->fd = ci ? (int)ci->connect_fd : -1; /* for srv_jobs_watch */
     if (!srv_job_submit(j, &e)) {
         srv_job_release(j);
         return srv_reply_error(c, &e);
@@ -145,20 +148,29 @@ static enum MHD_Result completions(srv_conn *c, srv_kind kind) {
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
+    /* a stream may wait this long for a client that does not read (srv_jobs_watch also cancels
+     * its generation then) */
+    MHD_set_connection_option(c->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)s->cfg.write_timeout);
     c->status = 200;
     enum MHD_Result ok = MHD_queue_response(c->conn, 200, r);
     MHD_destroy_response(r);
     return ok;
 }
 
-/* Constant-time comparison of the Authorization header with "Bearer KEY". */
+/* Constant-time comparison of the whole Authorization header value (its length included, so a
+ * NUL inside it is a mismatch) with "Bearer KEY". */
 static bool authorized(srv_conn *c) {
     const char *key = c->s->api_key;
     if (!key) return true;
-    const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7)) return false;
+    const char *h = NULL;
+    size_t a = 0, b = strlen(key);
+    if (MHD_lookup_connection_value_n(c->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
+                                      strlen(MHD_HTTP_HEADER_AUTHORIZATION), &h, &a) != MHD_YES ||
+        !h || a < 7 || memcmp(h, "Bearer ", 7))
+        return false;
     h += 7;
-    size_t a = strlen(h), b = strlen(key);
+    a -= 7;
     unsigned char diff = (unsigned char)(a != b);
     for (size_t i = 0; i < b; i++)
         diff |= (unsigned char)(key[i] ^ (i < a ? h[i] : 0));
@@ -225,13 +237,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (*upload_size) {
-        if (c->body.len + *upload_size > (size_t)c->s->cfg.max_body)
+        c->received += *upload_size;
+        if (c->too_large || c->body.len + *upload_size > (size_t)c->s->cfg.max_body ||
+            sb_append(&c->body, upload, *upload_size) != CLLM_OK)
             c->too_large = true; /* keep reading (and dropping) so the client gets the 413 */
-        else if (sb_append(&c->body, upload, *upload_size) != CLLM_OK)
-            c->too_large = true;
         *upload_size = 0;
+        /* ... but not without end (a chunked body of 2^64 bytes): past twice the limit plus
+         * 16 MiB, reply now (413, or 401/404/405 first); MHD then closes the connection. */
+        if (c->too_large && !c->replied &&
+            c->received > 2 * (uint64_t)c->s->cfg.max_body + (16u << 20)) {
+            c->replied = true;
+            return route(c);
+        }
         return MHD_YES;
     }
+    if (c->replied) return MHD_YES;
     if (c->job) return finish_or_wait(c); /* resumed: the engine finished the job */
     return route(c);
 }
@@ -268,6 +288,11 @@ cllm_status srv_create(const srv_config *cfg, srv_server **out) {
     srv_server *s = calloc(1, sizeof *s);
     if (!s) return err_set(CLLM_ERR_NOMEM, "out of memory");
     s->cfg = *cfg;
+    if (s->cfg.read_timeout <= 0) s->cfg.read_timeout = 30;
+    if (s->cfg.write_timeout <= 0) s->cfg.write_timeout = 60;
+    if (s->cfg.max_buffered <= 0) s->cfg.max_buffered = 1 << 20;
+    int max_seqs = s->cfg.max_seqs > 0 ? s->cfg.max_seqs : 64;
+    s->share = max_seqs / 8 > 0 ? max_seqs / 8 : 1;
     s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
     s->api_key = cfg->api_key ? strdup(cfg->api_key) : NULL;
     s->model_name = strdup(cfg->model_name ? cfg->model_name : "cllm");
@@ -275,6 +300,7 @@ cllm_status srv_create(const srv_config *cfg, srv_server **out) {
     pthread_mutex_init(&s->jobs_mu, NULL);
     atomic_init(&s->ready, 0);
     atomic_init(&s->next_id, 1);
+    atomic_init(&s->watch_stop, 0);
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -295,8 +321,8 @@ cllm_status srv_create(const srv_config *cfg, srv_server **out) {
     s->d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 4),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-        MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->cfg.read_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     if (!s->d) {
         srv_free(s);
         return err_set(CLLM_ERR_IO, "cannot listen on %s port %d", cfg->host, cfg->port);
@@ -309,6 +335,17 @@ cllm_status srv_create(const srv_config *cfg, srv_server **out) {
 
 int srv_port(const srv_server *s) {
     return s->port;
+}
+
+/* Every 10 ms: clients that went away or stopped reading (srv_jobs_watch). */
+static void *watch_main(void *arg) {
+    srv_server *s = arg;
+    while (!atomic_load(&s->watch_stop)) {
+        srv_jobs_watch(s);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
 }
 
 static void *engine_main(void *arg) {
@@ -326,13 +363,18 @@ cllm_status srv_attach(srv_server *s, cllm_model *m, cllm_engine *e, const char 
     cllm_model_get_info(m, &info);
     cllm_engine_stats st;
     cllm_engine_get_stats(e, &st);
-    s->max_ctx = info.max_ctx;
+    s->max_ctx = info.max_ctx; /* what the engine enforces: --max-model-len caps the model's */
+    if (s->cfg.max_model_len > 0 && s->cfg.max_model_len < s->max_ctx)
+        s->max_ctx = s->cfg.max_model_len;
     s->kv_tokens = st.kv_blocks_total * st.block_size;
     cllm_status cs = cllm_tokenizer_chat_template(s->tok, &s->tmpl);
     if (cs && cs != CLLM_ERR_NOT_FOUND) return cs;
     if (pthread_create(&s->engine_thread, NULL, engine_main, s))
         return err_set(CLLM_ERR_INTERNAL, "cannot start the engine thread");
     s->engine_running = true;
+    if (pthread_create(&s->watch_thread, NULL, watch_main, s))
+        return err_set(CLLM_ERR_INTERNAL, "cannot start the connection watchdog thread");
+    s->watch_running = true;
     atomic_store(&s->ready, 1);
     return CLLM_OK;
 }
@@ -341,6 +383,10 @@ void srv_free(srv_server *s) {
     if (!s) return;
     atomic_store(&s->ready, 0);
     if (s->d) MHD_quiesce_daemon(s->d); /* no new connections */
+    if (s->watch_running) {
+        atomic_store(&s->watch_stop, 1);
+        pthread_join(s->watch_thread, NULL);
+    }
     if (s->engine_running) {
         cllm_engine_stop(s->e);
         pthread_join(s->engine_thread, NULL);

@@ -13,6 +13,8 @@ typedef struct srv_conn {
     char method[16], path[160];
     strbuf body;
     bool too_large;
+    bool replied;      /* a reply was queued before the body ended */
+    uint64_t received; /* body bytes received (kept or dropped) */
     double t0;
     int status;
     srv_job *job;

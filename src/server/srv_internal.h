@@ -29,6 +29,10 @@ struct srv_server {
     pthread_mutex_t jobs_mu;
     srv_job *jobs;
     atomic_ullong next_id;
+    int share;              /* choices of one request in the engine at once */
+    pthread_t watch_thread; /* srv_jobs_watch: clients gone or not reading */
+    bool watch_running;
+    atomic_int watch_stop;
 };
 
 #endif

@@ -5,9 +5,15 @@
 
 #include "base/clock.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define INVALID "invalid_request_error"
@@ -150,7 +156,8 @@ srv_job *srv_job_create(srv_server *s, srv_request *req, srv_error *err) {
     j->req = *req;
     memset(req, 0, sizeof *req);
     j->refs = 1;
-    j->t_arrival = clock_now();
+    j->fd = -1;
+    j->t_arrival = j->t_progress = clock_now();
     j->created = (long long)time(NULL);
     unsigned long long k = atomic_fetch_add(&s->next_id, 1);
     snprintf(j->id, sizeof j->id, "%s-%016llx%08llx", j->req.kind == SRV_CHAT ? "chatcmpl" : "cmpl",
@@ -188,6 +195,27 @@ srv_job *srv_job_create(srv_server *s, srv_request *req, srv_error *err) {
     return j;
 }
 
+/* Hand choice i to the engine (job->mu held); takes a reference for it. */
+static cllm_status submit_choice(srv_job *j, int i) {
+    const srv_request *q = &j->req;
+    cllm_request r = cllm_request_default();
+    r.prompt = j->ids;
+    r.n_prompt = j->n_prompt;
+    r.sampling = q->sampling;
+    r.sampling.seed = j->seed + (uint64_t)i; /* the choices differ, reproducibly */
+    r.max_tokens = q->max_tokens;
+    r.stop = (const char *const *)q->stop;
+    r.n_stop = q->n_stop;
+    r.ignore_eos = q->ignore_eos;
+    r.min_tokens = q->min_tokens;
+    r.logprobs = q->logprobs;
+    r.top_logprobs = q->top_logprobs;
+    r.user_data = &j->ch[i];
+    cllm_status code = cllm_engine_submit(j->srv->e, &r, &j->ch[i].id);
+    if (code == CLLM_OK) j->refs++;
+    return code;
+}
+
 bool srv_job_submit(srv_job *j, srv_error *err) {
     srv_server *s = j->srv;
     const srv_request *q = &j->req;
@@ -197,39 +225,23 @@ bool srv_job_submit(srv_job *j, srv_error *err) {
         return srv_fail(err, 429, "rate_limit_error", NULL, "queue_full",
                         "the server is busy: %d requests are waiting (--max-queue %d)",
                         st.n_waiting, s->cfg.max_queue);
-    cllm_request r = cllm_request_default();
-    r.prompt = j->ids;
-    r.n_prompt = j->n_prompt;
-    r.sampling = q->sampling;
-    r.max_tokens = q->max_tokens;
-    r.stop = (const char *const *)q->stop;
-    r.n_stop = q->n_stop;
-    r.ignore_eos = q->ignore_eos;
-    r.min_tokens = q->min_tokens;
-    r.logprobs = q->logprobs;
-    r.top_logprobs = q->top_logprobs;
-    uint64_t seed = q->has_seed ? q->sampling.seed
-                                : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^
-                                      (uint64_t)atomic_fetch_add(&s->next_id, 1) << 17;
+    j->seed = q->has_seed ? q->sampling.seed
+                          : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^
+                                (uint64_t)atomic_fetch_add(&s->next_id, 1) << 17;
     pthread_mutex_lock(&j->mu);
-    int i = 0;
+    /* Only a share of --max-seqs now: one request with a large n cannot fill every running
+     * slot; its other choices are submitted as these finish (srv_job_on_event). */
+    int first = j->n < s->share ? j->n : s->share, i = 0;
     cllm_status code = CLLM_OK;
-    for (; i < j->n; i++) {
-        r.sampling.seed = seed + (uint64_t)i; /* the choices differ, reproducibly */
-        r.user_data = &j->ch[i];
-        j->refs++;
-        j->n_unfinished++;
-        if ((code = cllm_engine_submit(s->e, &r, &j->ch[i].id))) {
-            j->refs--;
-            j->n_unfinished--;
-            break;
-        }
-    }
+    for (; i < first && code == CLLM_OK; i++)
+        code = submit_choice(j, i);
     if (code) {
         char msg[400];
         snprintf(msg, sizeof msg, "%s", cllm_last_error());
-        for (int k = 0; k < i; k++) /* they end with a cancelled event, dropping their refs */
+        for (int k = 0; k < i - 1; k++) /* they end with a cancelled event, dropping their refs */
             cllm_engine_cancel(s->e, j->ch[k].id);
+        j->n_unfinished = i - 1;
+        j->http_done = true; /* no more submissions */
         pthread_mutex_unlock(&j->mu);
         if (code == CLLM_ERR_LIMIT)
             return srv_fail(err, 400, INVALID, "max_tokens", "context_length_exceeded",
@@ -237,9 +249,49 @@ bool srv_job_submit(srv_job *j, srv_error *err) {
         if (code == CLLM_ERR_INVALID_ARG) return srv_fail(err, 400, INVALID, NULL, NULL, "%s", msg);
         return srv_fail(err, 500, "server_error", NULL, NULL, "%s", msg);
     }
+    j->n_submitted = first;
+    j->n_unfinished = j->n;
     pthread_mutex_unlock(&j->mu);
     srv_metrics_prompt(&s->metrics, (int)j->n_prompt);
     return true;
+}
+
+/* Cancel what the job still runs because its client is gone or not reading (job->mu held): no
+ * more output is kept or submitted; a stalled connection is shut down so libmicrohttpd closes it
+ * (the socket is still open: the HTTP side has not released the job). */
+static void abandon(srv_job *j, bool shut) {
+    j->gone = true;
+    for (int i = 0; i < j->n; i++) {
+        srv_choice *c = &j->ch[i];
+        if (c->finish != CLLM_REASON_NONE) continue;
+        if (c->id) {
+            cllm_engine_cancel(j->srv->e, c->id); /* its cancelled event follows */
+        } else { /* never submitted: ends here (a submitted one is still running) */
+            c->finish = CLLM_REASON_CANCELLED;
+            snprintf(c->error, sizeof c->error, "the client went away");
+            j->n_unfinished--;
+        }
+    }
+    srv_metrics_cancelled(&j->srv->metrics);
+    if (shut && j->fd >= 0 && !j->http_done) shutdown(j->fd, SHUT_RDWR);
+}
+
+/* Bytes in the socket's send queue the client has not acknowledged (job->mu held, so the socket
+ * is still the connection's); 0 when unknown. */
+static size_t outq(const srv_job *j) {
+    int q = 0;
+    if (j->fd < 0 || j->http_done || ioctl(j->fd, SIOCOUTQ, &q) != 0 || q < 0) return 0;
+    return (size_t)q;
+}
+
+/* Bytes of streamed output the client has not taken yet (job->mu held): what the choices hold
+ * beyond what was formatted (logprob entries counted at a rough JSON size) plus the kernel's
+ * send queue, which on loopback alone can take megabytes. */
+static size_t unsent(const srv_job *j) {
+    size_t n = outq(j), per_lp = 48 + 48 * (size_t)j->req.top_logprobs;
+    for (int i = 0; i < j->n; i++)
+        n += j->ch[i].len - j->ch[i].sent + (j->ch[i].n_lp - j->ch[i].lp_sent) * per_lp;
+    return n;
 }
 
 void srv_job_release(srv_job *j) {
@@ -251,7 +303,7 @@ void srv_job_release(srv_job *j) {
             cllm_engine_cancel(j->srv->e, j->ch[i].id);
             cancelled = true;
         }
-    if (cancelled) srv_metrics_cancelled(&j->srv->metrics);
+    if (cancelled && !j->gone) srv_metrics_cancelled(&j->srv->metrics);
     unref_locked(j);
 }
 
@@ -312,7 +364,9 @@ void srv_job_on_event(void *user, const cllm_event *ev) {
         c->n_gen = ev->n_generated;
     }
     j->n_cached = ev->n_cached;
-    record(c, ev, j->req.top_logprobs);
+    if (!j->gone) record(c, ev, j->req.top_logprobs);
+    if (j->req.stream && !j->gone && !j->http_done && unsent(j) > (size_t)s->cfg.max_buffered)
+        abandon(j, true);
     bool wake = j->req.stream;
     if (ev->finished) {
         c->finish = ev->finished;
@@ -321,6 +375,14 @@ void srv_job_on_event(void *user, const cllm_event *ev) {
         srv_metrics_choice(&s->metrics, c->n_gen, c->n_gen ? c->t_first - j->t_arrival : -1,
                            c->n_gen > 1 ? (c->t_last - c->t_first) / (c->n_gen - 1) : -1);
         wake = --j->n_unfinished == 0 || j->req.stream;
+        /* its slot goes to the job's next waiting choice */
+        while (!j->http_done && !j->gone && j->n_submitted < j->n) {
+            int k = j->n_submitted++;
+            if (submit_choice(j, k) == CLLM_OK) break;
+            j->ch[k].finish = CLLM_REASON_ERROR;
+            snprintf(j->ch[k].error, sizeof j->ch[k].error, "%s", cllm_last_error());
+            wake = --j->n_unfinished == 0 || j->req.stream;
+        }
     }
     /* Resume outside the lock (MHD takes its own locks); a suspended connection cannot end,
      * so the HTTP side keeps its reference until then. */
@@ -346,10 +408,10 @@ void srv_jobs_abort_all(srv_server *s) {
         if (!j) return;
         int drop = 0;
         for (int i = 0; i < j->n; i++)
-            if (j->ch[i].id && j->ch[i].finish == CLLM_REASON_NONE) {
+            if (j->ch[i].finish == CLLM_REASON_NONE) { /* submitted or still waiting */
                 j->ch[i].finish = CLLM_REASON_CANCELLED;
                 snprintf(j->ch[i].error, sizeof j->ch[i].error, "the server is shutting down");
-                drop++;
+                drop += j->ch[i].id != 0;
             }
         j->n_unfinished = 0;
         bool wake = j->suspended;
@@ -362,4 +424,37 @@ void srv_jobs_abort_all(srv_server *s) {
         if (wake) fn(ctx);
         if (last) job_free(j);
     }
+}
+
+void srv_jobs_watch(srv_server *s) {
+    double now = clock_now();
+    pthread_mutex_lock(&s->jobs_mu); /* jobs cannot be freed (unlinked) while we hold it */
+    for (srv_job *j = s->jobs; j; j = j->next) {
+        pthread_mutex_lock(&j->mu);
+        if (!j->http_done && !j->gone && j->fd >= 0 && j->n_unfinished > 0) {
+            char b;
+            ssize_t r = recv(j->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            bool closed =
+                r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+            bool stalled = false;
+            if (j->req.stream) {
+                /* progress: the client's TCP acknowledged more bytes (it stops once its receive
+                 * buffer is full), or it has taken everything */
+                struct tcp_info ti;
+                socklen_t tl = sizeof ti;
+                uint64_t acked = 0;
+                memset(&ti, 0, sizeof ti);
+                if (getsockopt(j->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
+                    acked = ti.tcpi_bytes_acked;
+                size_t u = unsent(j);
+                if (acked != j->last_acked || u == 0) j->t_progress = now;
+                j->last_acked = acked;
+                stalled = u > (size_t)s->cfg.max_buffered ||
+                          (u > 0 && now - j->t_progress > s->cfg.write_timeout);
+            }
+            if (closed || stalled) abandon(j, stalled);
+        }
+        pthread_mutex_unlock(&j->mu);
+    }
+    pthread_mutex_unlock(&s->jobs_mu);
 }

@@ -13,6 +13,13 @@ after a warm-up round (not checked with CLLM_TEST_SANITIZE=1: ASan's quarantine 
 memory), /health 200, and SIGTERM must end it with status 0 (under ASan: no leaks). Two small
 servers also check 429 when the queue is full and a clean shutdown with requests in flight.
 
+Issue #12 (untrusted clients cost bounded work): a non-streamed request whose client disconnects
+(FIN or RST) is cancelled and its KV freed within a second; streams whose clients never read take
+at most their share of --max-seqs, a normal request beside them finishes in normal time, and they
+are cancelled (--write-timeout, --max-buffered-output) with their connections closed; half-sent
+requests and garbage framing are closed after --read-timeout; `Bearer KEY\0junk` is refused;
+/v1/models reports --max-model-len; `serve --kv-memory 1KiB` fails without saying listening.
+
 usage: load_test.py PATH_TO_CLLM
 """
 import http.client
@@ -370,8 +377,253 @@ def shutdown_in_flight(d):
         fail(f"shutdown with requests in flight: exit {code}, {got}")
 
 
+def raw_request(port, path, body, rcvbuf=None, key=KEY):
+    """Send a POST over a fresh socket and return the socket without reading anything."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(60)
+    s.connect(("127.0.0.1", port))
+    b = json.dumps(body).encode()
+    s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(b)).encode() +
+              b"\r\n\r\n" + b)
+    return s
+
+
+def read_to_eof(s, limit):
+    """Bytes until the server closes (None if it is still open after `limit` seconds)."""
+    s.settimeout(limit)
+    got = b""
+    deadline = time.time() + limit
+    try:
+        while time.time() < deadline:
+            d = s.recv(1 << 16)
+            if not d:
+                return got
+            got += d
+    except (socket.timeout, ConnectionResetError):
+        return got if not isinstance(sys.exc_info()[1], socket.timeout) else None
+    return None
+
+
+def wait_for(port, cond, limit):
+    """Poll /metrics until cond(metrics) or `limit` seconds; (ok, metrics, seconds)."""
+    t0 = time.time()
+    while True:
+        m = metrics(port)
+        if cond(m):
+            return True, m, time.time() - t0
+        if time.time() - t0 > limit:
+            return False, m, time.time() - t0
+        time.sleep(0.02)
+
+
+# How long the engine may take to notice a client: "within one engine step" plus the watchdog's
+# 10 ms polling, generous for a loaded 2-core machine (and ASan).
+NOTICE = 3.0 if SANITIZE else 1.0
+
+
+def disconnect_no_stream(d):
+    """Issue #12 item 2: a non-streamed request whose client closes (FIN, then RST) is cancelled
+    within one engine step: cancelled_total grows, every KV block is back, fewer tokens made."""
+    srv = Server(d)
+    try:
+        for how in ("fin", "rst"):
+            m0 = settle(srv.port)
+            s = raw_request(srv.port, "/v1/completions", {"prompt": "Once", "max_tokens": 500, "ignore_eos": True,
+                                                          "n": 16, "temperature": 1, "seed": 3})
+            time.sleep(0.2)
+            if how == "rst":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            s.close()
+            c0 = m0.get("cllm_requests_cancelled_total", 0)
+            ok, m, sec = wait_for(srv.port, lambda m: m.get("cllm_requests_cancelled_total", 0) > c0 and
+                                  m.get("cllm_kv_blocks_used") == 0 and m.get("cllm_num_requests_running") == 0,
+                                  NOTICE)
+            made = m.get("cllm_generation_tokens_total", 0) - m0.get("cllm_generation_tokens_total", 0)
+            if not ok or made >= 16 * 500:
+                fail(f"disconnect without stream ({how}): not cancelled within {NOTICE} s "
+                     f"({sec:.2f} s, {made} tokens made): {m}")
+            else:
+                print(f"ok  disconnect without stream ({how}): cancelled after {made:.0f} tokens, "
+                      f"KV free {sec:.2f} s after the close")
+    finally:
+        srv.p.terminate()
+        srv.p.wait(60)
+
+
+def stalled_readers(d):
+    """Issue #12 item 3: four streams with n = 16 whose clients never read. They hold at most a
+    share of --max-seqs (8 each of 64), a normal request starts at once and finishes in normal
+    time, and after --write-timeout seconds without progress they are cancelled and their
+    connections closed. Also: /v1/models reports --max-model-len, and choice i of n (submitted as
+    earlier ones finish) samples with seed + i."""
+    srv = Server(d, ("--max-queue", "4096", "--kv-memory", "4MiB", "--write-timeout", "2",
+                     "--max-buffered-output", "64MiB"))
+    port = srv.port
+    stalled = []
+    try:
+        body = {"prompt": "Once", "max_tokens": 24, "temperature": 1, "seed": 40, "n": 16}
+        st, raw = request(port, "POST", "/v1/completions", body)
+        many = body_text(raw, "completion") if st == 200 else None
+        st, raw = request(port, "POST", "/v1/completions", dict(body, n=1, seed=49))
+        one = body_text(raw, "completion") if st == 200 else None
+        if not many or not one or many[9] != one[0]:
+            fail(f"n=16 choice 9 != the n=1 request with seed + 9: {many} {one}")
+        normal = {"prompt": "Once upon a time", "max_tokens": 8, "ignore_eos": True, "temperature": 0}
+        t = time.time()
+        request(port, "POST", "/v1/completions", normal)
+        alone = time.time() - t
+        m0 = settle(port)
+        stalled = [raw_request(port, "/v1/completions", {"prompt": PROMPTS[i], "max_tokens": 500, "n": 16,
+                                                         "ignore_eos": True, "stream": True}, rcvbuf=4096)
+                   for i in range(4)]
+        ok, m, _ = wait_for(port, lambda m: m.get("cllm_num_requests_running", 0) > 0, 10)
+        running = m.get("cllm_num_requests_running", 0) + m.get("cllm_num_requests_waiting", 0)
+        t = time.time()
+        st, raw = request(port, "POST", "/v1/completions", normal)
+        took = time.time() - t
+        bound = 10.0 if SANITIZE else 3.0
+        if st != 200 or took > max(bound, 20 * alone) or running > 32:
+            fail(f"fairness: a normal request beside 4 stalled n=16 streams: {st} in {took:.2f} s "
+                 f"(alone {alone:.2f} s); {running} sequences in the engine (share: 32)")
+        else:
+            print(f"ok  fairness: normal request in {took:.2f} s beside stalled streams "
+                  f"(alone {alone:.2f} s, {running:.0f} of their sequences in the engine)")
+        # nobody reads for longer than --write-timeout: the generation is cancelled
+        c0 = m0.get("cllm_requests_cancelled_total", 0)
+        ok, m, sec = wait_for(port, lambda m: m.get("cllm_num_requests_running") == 0 and
+                              m.get("cllm_kv_blocks_used") == 0, 2 + 20)
+        cancelled = m.get("cllm_requests_cancelled_total", 0) - c0
+        if not ok or cancelled < 1:
+            fail(f"stalled streams not cancelled after --write-timeout ({cancelled} cancelled): {m}")
+        closed = [None] * len(stalled)
+
+        def drain(i):
+            closed[i] = read_to_eof(stalled[i], 30)
+        readers = [threading.Thread(target=drain, args=(i,)) for i in range(len(stalled))]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        if any(c is None for c in closed):
+            fail("a stalled stream's connection was not closed")
+        print(f"ok  stalled readers: engine idle after {sec:.1f} s, {cancelled:.0f} cancelled, connections "
+              f"closed ({[len(c or b'') for c in closed]} bytes delivered)")
+    finally:
+        for s in stalled:
+            s.close()
+        srv.p.terminate()
+        srv.p.wait(60)
+
+
+def overflow_and_framing(d):
+    """Issue #12 items 3 and 5: a stream whose client does not read is cancelled once more than
+    --max-buffered-output waits for it; half-sent requests and garbage framing are closed after
+    --read-timeout (or answered 4xx); a NUL inside the API key header is a mismatch."""
+    srv = Server(d, ("--max-queue", "4096", "--kv-memory", "4MiB", "--max-buffered-output", "64KiB",
+                     "--read-timeout", "2", "--max-model-len", "256", "--max-body", "64KiB"))
+    port = srv.port
+    try:
+        st, raw = request(port, "GET", "/v1/models")
+        got = json.loads(raw)["data"][0].get("max_model_len") if st == 200 else None
+        if got != 256:
+            fail(f"/v1/models max_model_len {got}, want the --max-model-len 256")
+        m0 = settle(port)
+        s = raw_request(port, "/v1/completions", {"prompt": "Once", "max_tokens": 250, "n": 16,
+                                                  "ignore_eos": True, "stream": True}, rcvbuf=4096)
+        c0 = m0.get("cllm_requests_cancelled_total", 0)
+        ok, m, sec = wait_for(port, lambda m: m.get("cllm_requests_cancelled_total", 0) > c0 and
+                              m.get("cllm_kv_blocks_used") == 0, 10)
+        made = m.get("cllm_generation_tokens_total", 0) - m0.get("cllm_generation_tokens_total", 0)
+        got = read_to_eof(s, 10)
+        s.close()
+        if not ok or made >= 16 * 250 or got is None:
+            fail(f"buffered output cap: cancelled {ok}, {made} tokens, closed {got is not None}: {m}")
+        else:
+            print(f"ok  buffered output cap: cancelled after {made:.0f} tokens, {len(got)} bytes delivered")
+        # the key is compared as a whole: a prefix, a longer value, other case are refused.
+        # (A NUL inside the header cannot be checked here: libmicrohttpd 0.9.75 ends the value at
+        # it before the server sees it; later versions reject such headers.)
+        for value in (KEY + "junk", KEY[:-1], KEY.upper(), "bearer " + KEY, "Bearer  " + KEY):
+            hdr = value if value.lower().startswith("bearer") else "Bearer " + value
+            st, _ = request(port, "GET", "/v1/models", headers={"Authorization": hdr})
+            if st != 401:
+                fail(f"Authorization {hdr!r}: {st}, want 401")
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+                  b"\0junk\r\n\r\n")
+        head = s.recv(100)
+        s.close()
+        if not re.match(rb"HTTP/1\.1 [24]\d\d", head):
+            fail(f"'Bearer KEY\\0junk': {head!r}")
+        # a body that never ends: refused after at most 2 x --max-body + 16 MiB, not read forever
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+                  b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sent, chunk = 0, b"10000\r\n" + b"a" * 65536 + b"\r\n"
+        try:
+            while sent < (256 << 20):
+                s.sendall(chunk)
+                sent += 65536
+        except OSError:
+            pass
+        s.close()
+        if sent >= (256 << 20):
+            fail("an endless chunked body was read without end")
+        else:
+            print(f"ok  endless chunked body: connection closed after {sent >> 20} MiB")
+        cases = [
+            ("half-sent headers", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le"),
+            ("half-sent body", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+             KEY.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"prompt\": \"On"),
+            ("chunk size 2^64-1", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+             KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc"),
+            ("chunk size overflow", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+             KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nabc"),
+            ("chunk size not hex", b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+             KEY.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
+            ("400 bytes of binary garbage", bytes(random.Random(5).randrange(256) for _ in range(400))),
+        ]
+        socks = []
+        for name, payload in cases:
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.sendall(payload)
+            socks.append((name, s, time.time()))
+        for name, s, t0 in socks:
+            got = read_to_eof(s, 2 + 8)
+            s.close()
+            if got is None:
+                fail(f"{name}: connection still open {time.time() - t0:.1f} s after (--read-timeout 2)")
+            elif got and not re.match(rb"HTTP/1\.[01] 4\d\d", got):
+                fail(f"{name}: reply {got[:100]!r}")
+            else:
+                print(f"ok  {name}: {'answered ' + got[:12].decode(errors='replace') if got else 'closed'}"
+                      f" after {time.time() - t0:.1f} s")
+        st, _ = request(port, "GET", "/health")
+        if st != 200:
+            fail(f"health after the framing cases: {st}")
+    finally:
+        srv.p.terminate()
+        srv.p.wait(60)
+
+
+def tiny_kv(d):
+    """Issue #12 item 5: `serve --kv-memory 1KiB` fails with status 1 and never says listening."""
+    p = subprocess.run([CLLM, "serve", "-m", d, "--port", "0", "--kv-memory", "1KiB"], capture_output=True,
+                       timeout=60)
+    err = p.stderr.decode(errors="replace")
+    if p.returncode != 1 or "listening" in err or "error" not in err:
+        fail(f"serve --kv-memory 1KiB: exit {p.returncode}, stderr {err[-300:]!r}")
+
+
 def main():
     d = model_dir()
+    tiny_kv(d)
+    disconnect_no_stream(d)
+    stalled_readers(d)
+    overflow_and_framing(d)
     queue_full(d)
     shutdown_in_flight(d)
     srv = Server(d)
