@@ -14,5 +14,5 @@ mkdir -p "$out/corpus"
   "$src/fuzz/fuzz_request.c" "$src/src/server/srv_request.c" \
   $(pkg-config --libs jansson) -o "$out/fuzz_request"
 cp -n "$src"/fuzz/fuzz_request_corpus/* "$out/corpus/" 2>/dev/null || true
-exec "$out/fuzz_request" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+exec "$out/fuzz_request" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 "$@" "$out/corpus"
