@@ -136,7 +136,9 @@ static enum MHD_Result completions(srv_conn *c, srv_kind kind) {
     j->wake_ctx = c->conn;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    pthread_mutex_lock(&j->mu);
     j->fd = ci ? (int)ci->connect_fd : -1; /* for srv_jobs_watch */
+    pthread_mutex_unlock(&j->mu);
     if (!srv_job_submit(j, &e)) {
         srv_job_release(j);
         return srv_reply_error(c, &e);

@@ -38,6 +38,22 @@ enum MHD_Result srv_route_metrics(srv_conn *c) {
     size_t n = 0;
     srv_server *s = c->s;
     char *t = srv_metrics_render(&s->metrics, atomic_load(&s->ready) ? s->e : NULL, &n);
+    if (t && atomic_load(&s->ready)) { /* the limits in force, as /v1/models reports them */
+        char extra[512];
+        int k =
+            snprintf(extra, sizeof extra,
+                     "# HELP cllm_max_model_len Tokens per request (prompt + output) enforced.\n"
+                     "# TYPE cllm_max_model_len gauge\ncllm_max_model_len %d\n"
+                     "# HELP cllm_max_seqs_per_request Choices of one request running at once.\n"
+                     "# TYPE cllm_max_seqs_per_request gauge\ncllm_max_seqs_per_request %d\n",
+                     s->max_ctx, s->share);
+        char *u = k > 0 && (size_t)k < sizeof extra ? realloc(t, n + (size_t)k + 1) : NULL;
+        if (u) {
+            memcpy(u + n, extra, (size_t)k + 1);
+            t = u;
+            n += (size_t)k;
+        }
+    }
     return srv_reply(c, 200, "text/plain; version=0.0.4", t, n);
 }
 

@@ -528,8 +528,9 @@ def overflow_and_framing(d):
     try:
         st, raw = request(port, "GET", "/v1/models")
         got = json.loads(raw)["data"][0].get("max_model_len") if st == 200 else None
-        if got != 256:
-            fail(f"/v1/models max_model_len {got}, want the --max-model-len 256")
+        if got != 256 or metrics(port).get("cllm_max_model_len") != 256:
+            fail(f"/v1/models max_model_len {got} (/metrics {metrics(port).get('cllm_max_model_len')}), "
+                 "want the --max-model-len 256")
         m0 = settle(port)
         s = raw_request(port, "/v1/completions", {"prompt": "Once", "max_tokens": 250, "n": 16,
                                                   "ignore_eos": True, "stream": True}, rcvbuf=4096)
