@@ -90,11 +90,6 @@ static cllm_status parse_entry(const mapfile *f, uint64_t data_start, const char
         return err_set(
             CLLM_ERR_FORMAT, "%s: tensor '%s': %llu bytes in file but shape x dtype needs %llu",
             path, name, (unsigned long long)(e - b), (unsigned long long)(nelem * (uint64_t)esize));
-    if (b % (uint64_t)esize)
-        return err_set(CLLM_ERR_FORMAT,
-                       "%s: tensor '%s': data_offsets begin %llu is not a multiple of the %d-byte "
-                       "%s element",
-                       path, name, (unsigned long long)b, esize, json_string_value(jd));
     t->data = f->data + data_start + b;
     t->nbytes = e - b;
     t->file = f->path;
