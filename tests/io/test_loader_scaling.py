@@ -110,13 +110,13 @@ def hf_copy(name):
 
 
 def many_tensors_st(scale):
-    """The model's tensors plus 5,000 x scale extra one-element tensors."""
+    """The model's tensors plus 20,000 x scale extra one-element tensors."""
     d = hf_copy(f"st{scale}")
     data = open(os.path.join(HF, "model.safetensors"), "rb").read()
     (hlen,) = struct.unpack_from("<Q", data, 0)
     hdr = json.loads(data[8:8 + hlen])
     body = bytearray(data[8 + hlen:])
-    for i in range(5000 * scale):
+    for i in range(20000 * scale):
         hdr[f"extra.{i}"] = {"dtype": "F32", "shape": [1], "data_offsets": [len(body), len(body) + 4]}
         body += b"\0\0\0\0"
     h = json.dumps(hdr).encode()
