@@ -144,6 +144,15 @@ G2 = copy.deepcopy(G)
 kv_set(G2, "llama.attention.head_count", 8, struct.pack("<Q", 1) + b"8")
 case("hyper-parameter of the wrong type", gguf_py.build(G2), "head_count", "expected")
 
+G2 = copy.deepcopy(G)
+G2["kvs"].append(G2["kvs"][3])
+case("duplicate key", gguf_py.build(G2), "appears more than once", G2["kvs"][3][0])
+
+for key in ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"):
+    G2 = copy.deepcopy(G)
+    kv_set(G2, key, 4, struct.pack("<I", 512))
+    case(f"{key} out of range", gguf_py.build(G2), key, "512", "not a token id")
+
 check("sanity: the valid file loads", run("info", "-m", good_path)[0] == 0)
 for name, data, words in cases:
     path = os.path.join(tmp, name.replace(" ", "_").replace("/", "_") + ".gguf")
