@@ -439,7 +439,8 @@ def disconnect_no_stream(d):
             s.close()
             c0 = m0.get("cllm_requests_cancelled_total", 0)
             ok, m, sec = wait_for(srv.port, lambda m: m.get("cllm_requests_cancelled_total", 0) > c0 and
-                                  m.get("cllm_kv_blocks_used") == 0 and m.get("cllm_num_requests_running") == 0,
+                                  m.get("cllm_kv_blocks_used") == 0 and m.get("cllm_num_requests_running") == 0 and
+                                  m.get("cllm_num_requests_waiting") == 0,
                                   NOTICE)
             made = m.get("cllm_generation_tokens_total", 0) - m0.get("cllm_generation_tokens_total", 0)
             if not ok or made >= 16 * 500:
@@ -494,6 +495,7 @@ def stalled_readers(d):
         # nobody reads for longer than --write-timeout: the generation is cancelled
         c0 = m0.get("cllm_requests_cancelled_total", 0)
         ok, m, sec = wait_for(port, lambda m: m.get("cllm_num_requests_running") == 0 and
+                              m.get("cllm_num_requests_waiting") == 0 and
                               m.get("cllm_kv_blocks_used") == 0, 2 + 20)
         cancelled = m.get("cllm_requests_cancelled_total", 0) - c0
         if not ok or cancelled < 1:
