@@ -128,12 +128,83 @@ static const group_fn groups[17][2] = {
     GR(9), GR(10), GR(11), GR(12), GR(13), GR(14), GR(15), GR(16)};
 /* clang-format on */
 
+/* Decode (few tokens): the same numbers without tiles. The B tile rows are already in VNNI order
+ * (row r holds each weight row's 4 values at k = 4 r ..), so 8 vpdpbusd with the token's x
+ * broadcast 4 bytes at a time give the 16 rows' exact block sums; vpdpbusd multiplies unsigned
+ * by signed, so the weights go in as level + c (Q8_0: w ^ 0x80, c = 128; Q4_0: the nibble q,
+ * c = 8) and c * sum(x) comes off. The float steps are scale_rows' exactly: bitwise the tiles'
+ * results, without their per-block latency. */
+#define GEMV_MAX_BLOCKS 4096 /* rows up to 131072 values (longer ones use the tiles) */
+
+static void gemv_group(const quant_mm_args *a, const uint8_t *packed, int g, int m, int n0, int n1,
+                       const int32_t *sx, const int q4) {
+    const int nb = a->K / 32;
+    const size_t rec = q4 ? 320 : 576, soff = q4 ? 256 : 512;
+    const uint8_t *G = packed + (size_t)g * nb * rec;
+    const uint8_t *xr = a->xq + (size_t)m * a->lay.row_bytes;
+    const size_t pf = (size_t)(a->pf_tiles > 0 ? a->pf_tiles : 1) * 4 * rec;
+    const __m512i lo4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
+    const int c = q4 ? 8 : 128;
+    __m512 acc = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *r = G + (size_t)b * rec;
+        for (size_t l = 0; l < rec; l += 64)
+            _mm_prefetch((const char *)r + pf + l, _MM_HINT_T0);
+        const uint8_t *x = xr + (size_t)b * 32;
+        __m512i isum = _mm512_setzero_si512();
+        for (int q = 0; q < 4; q++) {
+            int32_t x0, x1;
+            memcpy(&x0, x + 4 * q, 4);
+            memcpy(&x1, x + 16 + 4 * q, 4);
+            __m512i w0, w1;
+            if (q4) {
+                __m512i p = _mm512_loadu_si512(r + 64 * q);
+                w0 = _mm512_and_si512(p, lo4);
+                w1 = _mm512_and_si512(_mm512_srli_epi16(p, 4), lo4);
+            } else {
+                w0 = _mm512_xor_si512(_mm512_loadu_si512(r + 64 * q), flip);
+                w1 = _mm512_xor_si512(_mm512_loadu_si512(r + 64 * (q + 4)), flip);
+            }
+            isum = _mm512_dpbusd_epi32(isum, w0, _mm512_set1_epi32(x0));
+            isum = _mm512_dpbusd_epi32(isum, w1, _mm512_set1_epi32(x1));
+        }
+        isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(c * sx[b]));
+        float dx;
+        memcpy(&dx, xr + a->lay.off_d + 4 * (size_t)b, 4);
+        __m512 s = _mm512_mul_ps(_mm512_set1_ps(dx), _mm512_loadu_ps((const float *)(r + soff)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, acc);
+    }
+    const __mmask16 mk = amx_group_mask(g, n0, n1);
+    const __m512 bias = a->bias ? _mm512_maskz_loadu_ps(mk, a->bias + g * 16) : _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(a->y + (size_t)m * a->ldy + g * 16, mk, _mm512_add_ps(acc, bias));
+}
+
+static void gemv_rows(const quant_mm_args *a, const uint8_t *packed, int n0, int n1) {
+    const int q4 = a->wt == DTYPE_Q4_0, nb = a->K / 32;
+    int32_t sx[GEMV_MAX_BLOCKS];
+    for (int m = 0; m < a->M; m++) {
+        const int8_t *x = (const int8_t *)(a->xq + (size_t)m * a->lay.row_bytes);
+        for (int b = 0; b < nb; b++) {
+            int t = 0;
+            for (int k = 0; k < 32; k++)
+                t += x[b * 32 + k];
+            sx[b] = t;
+        }
+        for (int g = n0 / 16; g * 16 < n1; g++)
+            gemv_group(a, packed, g, m, n0, n1, sx, q4);
+    }
+}
+
 /* Groups are taken in L2-sized blocks; every tile of tokens passes over a block while it is in L2
  * (prefill reads the weights from DRAM once, not once per token tile). */
 #define BLOCK_BYTES (512 * 1024)
 
 void quant_amx_rows(const quant_mm_args *a, const uint8_t *packed, int n0, int n1) {
     if (n0 >= n1) return;
+    if (a->M < 4 && a->K / 32 <= GEMV_MAX_BLOCKS) {
+        gemv_rows(a, packed, n0, n1);
+        return;
+    }
     const int q4 = a->wt == DTYPE_Q4_0;
     const size_t group_bytes = (size_t)(a->K / 32) * (q4 ? 320 : 576);
     int per_block = (int)(BLOCK_BYTES / (group_bytes ? group_bytes : 1));
