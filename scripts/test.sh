@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and run the whole test suite (C unit tests + Python oracle tests, all under CTest).
 # BUILD_DIR (default build) and CMAKE_ARGS select the build; CLLM_TESTDATA overrides the
-# location of the shared test data (default ../shared/testdata beside the repo).
+# location of the test data (default testdata/ in the repository).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}

@@ -1,6 +1,6 @@
 /* testdata.h - where the C tests find the shared test data (models, tokenizers, goldens):
  * $CLLM_TESTDATA when set (ctest sets it), else CLLM_TESTDATA_DIR (the absolute path CMake
- * compiles in: ../shared/testdata beside the repository). A missing folder fails the test with
+ * compiles in: testdata/ in the repository). A missing folder fails the test with
  * a message instead of letting it limp on. The Python tests use tests/testdata.py. */
 #ifndef CLLM_TESTS_TESTDATA_H
 #define CLLM_TESTS_TESTDATA_H
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #ifndef CLLM_TESTDATA_DIR
-#define CLLM_TESTDATA_DIR "../shared/testdata"
+#define CLLM_TESTDATA_DIR "testdata"
 #endif
 
 static inline const char *testdata_dir(void) {

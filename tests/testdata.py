@@ -1,5 +1,5 @@
 """testdata.py - where the Python tests find the shared test data (models, tokenizers, goldens):
-$CLLM_TESTDATA when set (ctest sets it), else ../shared/testdata beside the repository. A
+$CLLM_TESTDATA when set (ctest sets it), else testdata/ in the repository. A
 missing folder ends the test with a message (exit status 1). The C tests use tests/testdata.h.
 
 Tests in tests/<module>/ import it with
@@ -13,7 +13,7 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def testdata_dir():
-    d = os.environ.get("CLLM_TESTDATA") or os.path.join(_REPO, "..", "shared", "testdata")
+    d = os.environ.get("CLLM_TESTDATA") or os.path.join(_REPO, "testdata")
     d = os.path.normpath(d)
     if not os.path.isdir(d):
         sys.exit("test data folder '%s' not found (set CLLM_TESTDATA)" % d)

@@ -1,5 +1,5 @@
 """clitest.py - shared harness of the CLI tests: the binary (argv[1]), the test data location
-($CLLM_TESTDATA or ../shared/testdata beside the repo), a check() tally and the closing
+($CLLM_TESTDATA or testdata/ in the repo), a check() tally and the closing
 "N passed, M failed" line with the exit status."""
 import os
 import subprocess

@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """End-to-end tests of the `cllm` command on the stories260K model.
 
-Oracle: ../shared/testdata/stories260K/golden.json, greedy outputs of llama2.c's run.c (nobody
+Oracle: testdata/stories260K/golden.json, greedy outputs of llama2.c's run.c (nobody
 here wrote it). `cllm run -p PROMPT -n N --temp 0` must print exactly the golden stdout, byte for
 byte, and `--ids` must print exactly the golden generated ids. Also checks seeded sampling is
 reproducible, stop strings, the --help texts, and that bad command lines fail cleanly.
 
-usage: test_cli.py PATH_TO_CLLM   (test data from $CLLM_TESTDATA or ../shared/testdata)
+usage: test_cli.py PATH_TO_CLLM   (test data from $CLLM_TESTDATA or testdata/)
 """
 import json
 import os

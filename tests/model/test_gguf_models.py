@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """GGUF files written by `cllm quantize`, run by cllm.
 
-Oracles: llama2.c's greedy goldens for stories260K (../shared/testdata/stories260K/golden.json)
+Oracles: llama2.c's greedy goldens for stories260K (testdata/stories260K/golden.json)
 and the Hugging Face folders' own logits (the HF loader is checked against a numpy reference by
 tests/oracle).
   1. stories260K-hf -> f32 GGUF (llama arch, q/k rows permuted as llama.cpp's converter does):

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Oracles from outside: files and outputs made by llama.cpp's own tools
-(../shared/testdata/llama-cpp-oracle, see its MANIFEST.md; nothing there was written by cllm).
+(testdata/llama-cpp-oracle, see its MANIFEST.md; nothing there was written by cllm).
 
   test_llamacpp.py CLLM_BINARY GGUF_DEQUANT_BINARY
 

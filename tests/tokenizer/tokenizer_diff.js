@@ -369,7 +369,7 @@ async function bench(o, port) {
 }
 
 function tokenizerDirs() {
-  const td = process.env.CLLM_TESTDATA || path.join(__dirname, '../../../shared/testdata');
+  const td = process.env.CLLM_TESTDATA || path.join(__dirname, '../../testdata');
   return [
     ['llama3', path.join(td, 'tokenizers/llama3')],
     ['qwen3', path.join(td, 'tokenizers/qwen3')],
