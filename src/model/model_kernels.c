@@ -4,11 +4,11 @@
 
 #include "base/cpu.h"
 #include "base/error.h"
+#include "base/strbuf.h"
 #include "io/gguf.h"
 #include "kernels/quant_amx.h"
 #include "kernels/tune.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,40 +81,26 @@ void model_release_kernels(struct cllm_model *m) {
     free(v);
 }
 
-/* Append to a fixed report buffer (the report is a few lines; overflow truncates it). */
-static void put(char *s, size_t cap, size_t *len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(s + *len, cap - *len, fmt, ap);
-    va_end(ap);
-    if (k > 0) *len += (size_t)k < cap - *len ? (size_t)k : cap - 1 - *len;
-}
-
 cllm_status cllm_model_kernels(const cllm_model *m, char **text) {
     *text = NULL;
     int n = 0;
     kern_tune_mat *v = model_mats(m, &n);
-    size_t cap = 4096, len = 0;
-    char *s = malloc(cap);
-    if (!v || !s) {
-        free(v);
-        free(s);
-        return err_set(CLLM_ERR_NOMEM, "out of memory");
-    }
-    put(s, cap, &len, "cpu: %s (%s)\n", kern_cpu_model(), cpu_level_name());
+    if (!v) return err_set(CLLM_ERR_NOMEM, "out of memory");
+    strbuf s = {0}; /* errors stick: checked once at the end */
+    sb_printf(&s, "cpu: %s (%s)\n", kern_cpu_model(), cpu_level_name());
     int seen[DTYPE_COUNT] = {0};
     for (int i = 0; i < n; i++) {
         dtype t = v[i].wt;
         if (seen[t]++) continue;
         kern_tune_info in;
         kern_tune_get(t, &in);
-        put(s, cap, &len, "kernels %-5s %-10s gemv prefetch %d tiles  %s", dtype_name(t),
-            kern_mm_path_name(in.family), in.pf_tiles, kern_tune_source_name(in.source));
+        sb_printf(&s, "kernels %-5s %-10s gemv prefetch %d tiles  %s", dtype_name(t),
+                  kern_mm_path_name(in.family), in.pf_tiles, kern_tune_source_name(in.source));
         if (in.gemv_gbs > 0)
-            put(s, cap, &len, " (%d threads: gemv %.1f GB/s, gemm M=64 %.1f GFLOP/s%s", in.threads,
-                in.gemv_gbs, in.gemm_gflops, in.source == KERN_TUNE_MEASURED ? "" : ")");
+            sb_printf(&s, " (%d threads: gemv %.1f GB/s, gemm M=64 %.1f GFLOP/s%s", in.threads,
+                      in.gemv_gbs, in.gemm_gflops, in.source == KERN_TUNE_MEASURED ? "" : ")");
         if (in.gemv_gbs > 0 && in.source == KERN_TUNE_MEASURED)
-            put(s, cap, &len, ", calibrated in %.2f s)", in.seconds);
+            sb_printf(&s, ", calibrated in %.2f s)", in.seconds);
         int packed = 0;
         size_t bytes = 0;
         for (int j = i; j < n; j++)
@@ -123,11 +109,15 @@ cllm_status cllm_model_kernels(const cllm_model *m, char **text) {
                 bytes += quant_amx_packed_bytes(t, v[j].N, v[j].K);
             }
         if (packed)
-            put(s, cap, &len, "; %d matrices repacked for amx (%.1f MiB)", packed,
-                bytes / 1048576.0);
-        put(s, cap, &len, "\n");
+            sb_printf(&s, "; %d matrices repacked for amx (%.1f MiB)", packed, bytes / 1048576.0);
+        sb_putc(&s, '\n');
     }
     free(v);
-    *text = s;
+    cllm_status st = sb_status(&s);
+    if (st != CLLM_OK) {
+        sb_free(&s);
+        return st;
+    }
+    *text = sb_take(&s, NULL);
     return CLLM_OK;
 }
