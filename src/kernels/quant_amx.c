@@ -229,7 +229,15 @@ cllm_status quant_amx_register_releasing(const void *w, dtype wt, int N, int K, 
     entry *old = find(w);
     int have = old && old->wt == wt && old->N == N && old->K == K;
     pthread_rwlock_unlock(&g_lock);
-    if (have) return CLLM_OK;
+    if (have) { /* packed earlier (e.g. by the calibration): give the source pages back now */
+        if (release) {
+            const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+            uintptr_t lo = ((uintptr_t)w + page - 1) & ~(page - 1);
+            uintptr_t hi = ((uintptr_t)w + (size_t)N * dtype_row_bytes(wt, K)) & ~(page - 1);
+            if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        }
+        return CLLM_OK;
+    }
     if (old) quant_amx_unregister(w); /* the memory now holds another matrix */
     size_t bytes = quant_amx_packed_bytes(wt, N, K);
     uint8_t *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
